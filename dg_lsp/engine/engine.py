@@ -1,0 +1,157 @@
+"""The engine: text in, completion out, with the model resident and its prompt cache warm.
+
+It is the one place that touches the device: it turns an infill request into prompt
+tokens (`prompt_format`), reuses the encoder KV of earlier prompts (`prompt_cache`), runs
+block diffusion (`sampler`) with a seeded generator, and decodes the tokens to text.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, ModelLoadError
+from ..model.loader import LoadedModel, load_model
+from .prompt_cache import PromptCache
+from .prompt_format import PromptFormat, prompt_format_for
+from .sampler import DenoiseSettings, generate
+
+MIN_CANVAS, MAX_CANVAS = 16, 256
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    nfe: int  # decoder forward passes
+    canvases: int
+    prompt_tokens: int
+    encoded_tokens: int  # prompt tokens that were not in the prompt cache
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "text": self.text,
+            "nfe": self.nfe,
+            "canvases": self.canvases,
+            "prompt_tokens": self.prompt_tokens,
+            "encoded_tokens": self.encoded_tokens,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+class Engine:
+    def __init__(self, loaded: LoadedModel, cache_entries: int = 4, context_tokens: int = 2048):
+        if loaded.tokenizer is None:
+            raise ModelLoadError(f"{loaded.directory} has no tokenizer.json")
+        self.loaded = loaded
+        self.model = loaded.model
+        self.context_tokens = context_tokens
+        self.prompt_format: PromptFormat = prompt_format_for(
+            loaded.tokenizer, loaded.directory, loaded.sampler_defaults.eos_token_ids,
+            loaded.config.bos_token_id, loaded.tokenizer_config,
+        )
+        self.prompt_cache = PromptCache(self.model, max_entries=cache_entries)
+        defaults = loaded.sampler_defaults
+        self.defaults = DenoiseSettings(
+            canvas_length=min(MAX_CANVAS, max(MIN_CANVAS, loaded.config.canvas_length)),
+            max_denoising_steps=defaults.max_denoising_steps,
+            t_max=defaults.t_max,
+            t_min=defaults.t_min,
+            entropy_bound=defaults.entropy_bound,
+            stability_threshold=defaults.stability_threshold,
+            confidence_threshold=defaults.confidence_threshold,
+            stop_token_ids=self.prompt_format.stop_token_ids,
+            pad_token_id=defaults.pad_token_id if defaults.pad_token_id is not None else 0,
+        )
+        self._lock = threading.Lock()  # one generation at a time: they share the prompt cache
+
+    @classmethod
+    def from_directory(cls, directory: str | Path, device: str = "cpu", dtype: torch.dtype | None = None,
+                       progress: bool = True, **kwargs) -> Engine:
+        return cls(load_model(directory, device=device, dtype=dtype, progress=progress), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.device
+
+    def infill(
+        self,
+        prefix: str,
+        suffix: str = "",
+        *,
+        canvas_length: int | None = None,
+        max_new_tokens: int | None = None,
+        max_steps: int | None = None,
+        seed: int | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Completion:
+        """Fill the gap between `prefix` and `suffix`. Raises `Cancelled` if `cancel()` turns true."""
+        settings = self._settings(canvas_length, max_new_tokens, max_steps)
+        start = time.perf_counter()
+        prompt = self.prompt_format.build(*self._fit_context(prefix, suffix))
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        with self._lock:
+            t0 = self._now()
+            cache, encoded = self.prompt_cache.prepare(prompt, cancel)
+            t1 = self._now()
+            result = generate(self.model, cache, settings, generator, cancel)
+            t2 = self._now()
+        ids = result.tokens[0].tolist()
+        stops = set(settings.stop_token_ids)
+        end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
+        text = self.prompt_format.decode(ids[:end])
+        timings = {
+            "tokenize": (t0 - start) * 1e3,
+            "encode": (t1 - t0) * 1e3,
+            "denoise": (t2 - t1) * 1e3,
+            "per_step": (t2 - t1) * 1e3 / max(1, result.nfe),
+            "total": (time.perf_counter() - start) * 1e3,
+        }
+        return Completion(text, ids[:end], result.nfe, len(result.steps), len(prompt), encoded, timings)
+
+    def _settings(self, canvas_length, max_new_tokens, max_steps) -> DenoiseSettings:
+        canvas = canvas_length or self.defaults.canvas_length
+        if not MIN_CANVAS <= canvas <= MAX_CANVAS:
+            raise InputError(f"canvas length must be between {MIN_CANVAS} and {MAX_CANVAS} tokens, got {canvas}")
+        if max_steps is not None and max_steps < 1:
+            raise InputError(f"the number of denoising steps must be at least 1, got {max_steps}")
+        if max_new_tokens is not None and max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        return replace(
+            self.defaults,
+            canvas_length=canvas,
+            max_new_tokens=max_new_tokens or canvas,
+            max_denoising_steps=max_steps or self.defaults.max_denoising_steps,
+        )
+
+    def _fit_context(self, prefix: str, suffix: str) -> tuple[str, str]:
+        """Keep the end of the prefix and the start of the suffix within the token budget
+        (three quarters to the prefix). Characters are cut first, so a huge file is never
+        tokenized whole."""
+        prefix_budget = self.context_tokens * 3 // 4
+        suffix_budget = self.context_tokens - prefix_budget
+        prefix = _keep_tokens(self.prompt_format, prefix[-prefix_budget * 8 :], prefix_budget, from_end=True)
+        suffix = _keep_tokens(self.prompt_format, suffix[: suffix_budget * 8], suffix_budget, from_end=False)
+        return prefix, suffix
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+
+def _keep_tokens(fmt: PromptFormat, text: str, budget: int, from_end: bool) -> str:
+    encoding = fmt.tokenizer.encode(text, add_special_tokens=False)
+    if len(encoding.ids) <= budget:
+        return text
+    # Cut at a token boundary, using the tokenizer's character offsets.
+    if from_end:
+        return text[encoding.offsets[-budget][0] :]
+    return text[: encoding.offsets[budget - 1][1]]

@@ -1,0 +1,124 @@
+"""How an infill request becomes prompt tokens, decided by the model directory.
+
+- If the tokenizer has fill-in-the-middle tokens (one of the known conventions), the prompt
+  is FIM: PSM order `<pre> prefix <suf> suffix <mid>` by default, or SPM order
+  `<pre> <suf> suffix <mid> prefix` when the directory's `dg_lsp.json` says
+  `{"fim_order": "spm"}`. SPM ends with the prefix, so typing at the cursor only extends
+  the prompt and the prompt cache keeps everything before the new characters.
+- Otherwise the prompt is an instruction, rendered with the model's chat template when it
+  has one (in a sandboxed Jinja environment: the template is data, never trusted code).
+
+No token id is written here: every id comes from the tokenizer or the config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from tokenizers import Tokenizer
+
+from ..errors import ModelLoadError
+
+# (prefix, suffix, middle) markers, as spelled by the model families that use them.
+FIM_CONVENTIONS = (
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # CodeGemma, Qwen2.5-Coder, dg-lsp's own model
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder, SantaCoder
+    ("<|fim▁begin|>", "<|fim▁hole|>", "<|fim▁end|>"),  # DeepSeek-Coder
+)
+# Tokens that end a completion when the vocabulary has them (beside the config's EOS ids).
+STOP_TOKENS = (
+    "<|file_separator|>", "<|endoftext|>", "<|fim_pad|>", "<file_sep>", "<|eot_id|>",
+    "<end_of_turn>", "<turn|>", "<|im_end|>", "<eos>",
+) + tuple(marker for convention in FIM_CONVENTIONS for marker in convention)
+
+INSTRUCTION = (
+    "Fill in the missing code at <CURSOR>. Reply with only the code that replaces <CURSOR>, "
+    "without explanations or code fences.\n\n{prefix}<CURSOR>{suffix}"
+)
+
+
+@dataclass
+class PromptFormat:
+    tokenizer: Tokenizer
+    kind: str  # "fim" or "instruction"
+    stop_token_ids: tuple[int, ...]
+    bos_id: int | None = None
+    fim_ids: tuple[int, int, int] | None = None  # prefix, suffix, middle
+    fim_order: str = "psm"
+    chat_template: str | None = None
+    bos_token: str = ""
+
+    def build(self, prefix: str, suffix: str) -> list[int]:
+        """Prompt token ids for filling the gap between `prefix` and `suffix`."""
+        if self.kind == "fim":
+            pre, suf, mid = self.fim_ids
+            p, s = self.encode(prefix), self.encode(suffix)
+            body = [pre, *p, suf, *s, mid] if self.fim_order == "psm" else [pre, suf, *s, mid, *p]
+            return ([self.bos_id] if self.bos_id is not None else []) + body
+        text = INSTRUCTION.format(prefix=prefix, suffix=suffix)
+        if self.chat_template:
+            rendered = _render_chat(self.chat_template, text, self.bos_token)
+            return self.tokenizer.encode(rendered, add_special_tokens=False).ids
+        return ([self.bos_id] if self.bos_id is not None else []) + self.encode(text)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def prompt_format_for(
+    tokenizer: Tokenizer,
+    directory: Path,
+    eos_token_ids: list[int],
+    bos_token_id: int | None,
+    tokenizer_config: dict[str, Any],
+) -> PromptFormat:
+    """Pick the prompt format a model directory supports."""
+    options = _read_options(directory)
+    stops = {i for i in eos_token_ids}
+    stops |= {i for token in STOP_TOKENS if (i := tokenizer.token_to_id(token)) is not None}
+    add_bos = tokenizer_config.get("add_bos_token", True)
+    bos_id = bos_token_id if add_bos and bos_token_id is not None and bos_token_id < tokenizer.get_vocab_size() else None
+    for convention in FIM_CONVENTIONS:
+        ids = tuple(tokenizer.token_to_id(t) for t in convention)
+        if None not in ids:
+            order = options.get("fim_order", "psm")
+            if order not in ("psm", "spm"):
+                raise ModelLoadError(f"{directory / 'dg_lsp.json'}: fim_order must be 'psm' or 'spm', not {order!r}")
+            return PromptFormat(tokenizer, "fim", tuple(sorted(stops)), bos_id, ids, order)
+    template = _chat_template(directory, tokenizer_config)
+    bos_token = tokenizer_config.get("bos_token") or ""
+    if isinstance(bos_token, dict):
+        bos_token = bos_token.get("content", "")
+    return PromptFormat(tokenizer, "instruction", tuple(sorted(stops)), bos_id, chat_template=template, bos_token=bos_token)
+
+
+def _read_options(directory: Path) -> dict[str, Any]:
+    path = directory / "dg_lsp.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot read {path}: {err}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _chat_template(directory: Path, tokenizer_config: dict[str, Any]) -> str | None:
+    path = directory / "chat_template.jinja"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    template = tokenizer_config.get("chat_template")
+    return template if isinstance(template, str) else None
+
+
+def _render_chat(template: str, user_text: str, bos_token: str) -> str:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    messages = [{"role": "user", "content": user_text}]
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True, bos_token=bos_token)

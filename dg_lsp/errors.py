@@ -1,0 +1,17 @@
+"""Errors whose message is meant for the user, shown without a traceback."""
+
+
+class DgLspError(Exception):
+    """Base class: the message says what went wrong and, where it can, what to do."""
+
+
+class ModelLoadError(DgLspError):
+    """A model directory could not be loaded."""
+
+
+class InputError(DgLspError):
+    """A request named a file, position or setting that cannot be used."""
+
+
+class Cancelled(DgLspError):
+    """Generation was cancelled between denoising steps."""

@@ -1,0 +1,244 @@
+"""Load a DiffusionGemma checkpoint from a local Hugging Face directory.
+
+The directory holds `config.json`, optionally `generation_config.json`, the weights as one
+or many `*.safetensors` (with `model.safetensors.index.json` when sharded) and
+`tokenizer.json`. Weights are read only from safetensors, never from pickle files. Tensors
+are read from the memory-mapped files one at a time, converted to the chosen dtype and
+placed on the chosen device, into a model built on the meta device (no second copy).
+
+Every failure is a `ModelLoadError` with a message meant for the user.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from tokenizers import Tokenizer
+from tqdm import tqdm
+
+from ..errors import ModelLoadError
+from .config import ConfigError, TextConfig, parse_config
+from .diffusion_gemma import DiffusionGemma
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+INDEX_FILE = "model.safetensors.index.json"
+# Checkpoint names of the text weights. The decoder's copy is the one transformers saves;
+# the encoder's copy is tied to it and only read when a checkpoint stores it instead.
+_DECODER = re.compile(r"^model\.decoder\.(.+)$")
+_ENCODER = re.compile(r"^model\.encoder\.language_model\.(.+)$")
+_SKIPPED = re.compile(r"^model\.encoder\.(vision_tower|embed_vision|audio_tower|embed_audio)\.")
+_ENCODER_SCALAR = re.compile(r"^layers\.(\d+)\.layer_scalar$")
+_LAYER_SCALAR = re.compile(r"^layers\.(\d+)\.(encoder_)?layer_scalar$")
+_LIST_LIMIT = 12
+
+
+@dataclass
+class SamplerDefaults:
+    """Denoising settings from generation_config.json (reference defaults where unset)."""
+
+    max_denoising_steps: int = 48
+    t_max: float = 0.8
+    t_min: float = 0.4
+    entropy_bound: float = 0.1
+    stability_threshold: int = 1
+    confidence_threshold: float = 0.005
+    eos_token_ids: list[int] = field(default_factory=list)
+    pad_token_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # everything else in the file
+
+
+@dataclass
+class LoadedModel:
+    model: DiffusionGemma
+    config: TextConfig
+    sampler_defaults: SamplerDefaults
+    tokenizer: Tokenizer | None
+    directory: Path
+    device: torch.device
+    dtype: torch.dtype
+    tokenizer_config: dict[str, Any] = field(default_factory=dict)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_model(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    with_tokenizer: bool = True,
+    progress: bool = True,
+) -> LoadedModel:
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise ModelLoadError(f"model directory not found: {directory}")
+    device = torch.device(device)
+    dtype = dtype or default_dtype(device)
+
+    config = _read_config(directory)
+    defaults = read_sampler_defaults(directory, config)
+    tokenizer, tokenizer_config = _read_tokenizer(directory) if with_tokenizer else (None, {})
+    shards = _find_shards(directory)
+
+    with torch.device("meta"):
+        model = DiffusionGemma(config)
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    state = _read_weights(shards, expected, device, dtype, progress)
+    model.load_state_dict(state, assign=True, strict=True)
+    model.to(device).eval()
+    return LoadedModel(model, config, defaults, tokenizer, directory, device, dtype, tokenizer_config)
+
+
+# -- config, generation config, tokenizer -------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _read_config(directory: Path) -> TextConfig:
+    path = directory / "config.json"
+    if not path.is_file():
+        raise ModelLoadError(f"{directory} has no config.json: is it a Hugging Face model directory?")
+    try:
+        return parse_config(_read_json(path))
+    except (ConfigError, TypeError) as err:
+        raise ModelLoadError(f"{path}: {err}") from None
+
+
+def read_sampler_defaults(directory: Path, config: TextConfig) -> SamplerDefaults:
+    path = directory / "generation_config.json"
+    raw = _read_json(path) if path.is_file() else {}
+    out = SamplerDefaults()
+    for name in ("max_denoising_steps", "t_max", "t_min", "stability_threshold", "confidence_threshold"):
+        if raw.get(name) is not None:
+            setattr(out, name, type(getattr(out, name))(raw[name]))
+    sampler = raw.get("sampler_config") or {}
+    if isinstance(sampler, dict) and sampler.get("entropy_bound") is not None:
+        out.entropy_bound = float(sampler["entropy_bound"])
+    eos = raw.get("eos_token_id", config.eos_token_id)
+    out.eos_token_ids = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    out.pad_token_id = raw.get("pad_token_id", config.pad_token_id)
+    out.extra = raw
+    return out
+
+
+def _read_tokenizer(directory: Path) -> tuple[Tokenizer, dict[str, Any]]:
+    path = directory / "tokenizer.json"
+    if not path.is_file():
+        raise ModelLoadError(f"{directory} has no tokenizer.json")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as err:  # the tokenizers library raises plain Exceptions
+        raise ModelLoadError(f"cannot read {path}: {err}") from None
+    extra = directory / "tokenizer_config.json"
+    return tokenizer, _read_json(extra) if extra.is_file() else {}
+
+
+# -- weights ---------------------------------------------------------------------------
+
+
+def _find_shards(directory: Path) -> list[Path]:
+    index = directory / INDEX_FILE
+    if index.is_file():
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ModelLoadError(f"{index} has no weight_map")
+        shards = sorted({directory / name for name in weight_map.values()})
+        missing = [p.name for p in shards if not p.is_file()]
+        if missing:
+            raise ModelLoadError(f"{index} lists shard files that are missing: {_names(missing)}")
+        return shards
+    shards = sorted(directory.glob("*.safetensors"))
+    if shards:
+        return shards
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"{directory} holds only pickle weights ({_names(pickles)}); dg-lsp refuses to load pickle files, "
+            "which can run code. Convert them to safetensors first."
+        )
+    raise ModelLoadError(f"{directory} has no *.safetensors weights")
+
+
+def _checkpoint_name_map(keys: list[str]) -> dict[str, str]:
+    """Our parameter name -> checkpoint key. The decoder's copy wins over the encoder's;
+    the encoder's `layer_scalar` is its own tensor (`encoder_layer_scalar` here)."""
+    ours: dict[str, str] = {}
+    for key in sorted(keys, key=lambda k: _DECODER.match(k) is None):  # decoder keys first
+        if _SKIPPED.match(key):
+            continue
+        if m := _DECODER.match(key):
+            ours.setdefault(m.group(1), key)
+        elif m := _ENCODER.match(key):
+            name = m.group(1)
+            if s := _ENCODER_SCALAR.match(name):
+                ours[f"layers.{s.group(1)}.encoder_layer_scalar"] = key
+            else:
+                ours.setdefault(name, key)
+        elif key == "lm_head.weight":
+            ours[key] = key
+    return ours
+
+
+def _read_weights(shards, expected: dict[str, tuple], device, dtype, progress: bool) -> dict[str, torch.Tensor]:
+    handles = {}
+    for shard in shards:
+        try:
+            handles[shard] = safe_open(str(shard), framework="pt", device="cpu")
+        except (SafetensorError, OSError) as err:
+            raise ModelLoadError(f"corrupt or truncated safetensors file {shard}: {err}") from None
+    where = {key: shard for shard, h in handles.items() for key in h.keys()}
+    names = _checkpoint_name_map(list(where))
+    _fill_layer_scalars(names, expected)
+
+    missing = sorted(n for n in expected if n not in names and not _LAYER_SCALAR.match(n))
+    if missing:
+        raise ModelLoadError(f"checkpoint is missing {len(missing)} tensor(s): {_names(missing)}")
+    wrong = []
+    for name, shape in expected.items():
+        if name in names:
+            got = tuple(handles[where[names[name]]].get_slice(names[name]).get_shape())
+            if got != shape:
+                wrong.append(f"{names[name]} is {list(got)}, expected {list(shape)}")
+    if wrong:
+        raise ModelLoadError(f"checkpoint has {len(wrong)} mis-shaped tensor(s): {_names(wrong)}")
+
+    state = {}
+    for name in tqdm(expected, desc="loading weights", unit="tensor", disable=not progress, leave=False):
+        if name not in names:  # a layer scalar the checkpoint leaves out: the reference's init value
+            state[name] = torch.ones(expected[name], dtype=dtype, device=device)
+            continue
+        try:
+            tensor = handles[where[names[name]]].get_tensor(names[name])
+        except (SafetensorError, OSError) as err:
+            raise ModelLoadError(f"cannot read tensor {names[name]}: {err}") from None
+        state[name] = tensor.to(device=device, dtype=dtype)
+    return state
+
+
+def _fill_layer_scalars(names: dict[str, str], expected: dict[str, tuple]) -> None:
+    """A mode whose layer scalar is not stored uses the other mode's (they start equal)."""
+    for name in expected:
+        if m := _LAYER_SCALAR.match(name):
+            other = f"layers.{m.group(1)}.{'' if m.group(2) else 'encoder_'}layer_scalar"
+            if name not in names and other in names:
+                names[name] = names[other]
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:_LIST_LIMIT])
+    return shown + (f" and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else "")
