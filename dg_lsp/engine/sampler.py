@@ -97,6 +97,7 @@ def random_canvas(shape: tuple[int, int], vocab_size: int, device, generator: to
 @dataclass
 class StepOutput:
     canvas: torch.Tensor  # [B, C] next canvas: accepted tokens kept, the rest re-noised
+    sampled: torch.Tensor  # [B, C] token drawn per position
     argmax: torch.Tensor  # [B, C] most likely token per position
     logits: torch.Tensor  # [B, C, V] temperature-scaled logits (the next self-conditioning input)
     entropy: torch.Tensor  # [B, C] entropy of those logits
@@ -120,7 +121,7 @@ def denoise_step(
     accepted = entropy_bound_accept(entropy, settings.entropy_bound)
     noise = random_canvas((b, c), v, canvas.device, generator)
     next_canvas = torch.where(accepted, sampled, noise)
-    return StepOutput(next_canvas, logits.argmax(dim=-1), logits, entropy, accepted)
+    return StepOutput(next_canvas, sampled, logits.argmax(dim=-1), logits, entropy, accepted)
 
 
 # -- one canvas ----------------------------------------------------------------------------
@@ -139,6 +140,7 @@ def denoise_canvas(
     batch = cache.batch_size
     vocab = model.config.vocab_size
     device = model.embed_tokens.weight.device
+    # Drawn even when a canvas is given, as the reference does, so later draws stay aligned.
     canvas = random_canvas((batch, settings.canvas_length), vocab, device, generator)
     if initial_canvas is not None:
         canvas = initial_canvas.to(device)

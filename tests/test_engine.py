@@ -1,0 +1,60 @@
+"""The engine end to end on a tiny random model: text in, completion out."""
+
+import json
+import shutil
+
+import pytest
+
+from dg_lsp.engine.engine import Engine
+from dg_lsp.errors import InputError
+
+PREFIX = "import os\n\n\ndef fibonacci(n: int) -> int:\n    a, b = 0, 1\n    for _ in range(n):\n        "
+SUFFIX = "\n    return a\n\n\nclass Stack:\n    pass\n"
+
+
+@pytest.fixture(scope="module")
+def engine(dense_dir):
+    return Engine.from_directory(dense_dir, progress=False)
+
+
+@pytest.fixture(scope="module")
+def spm_engine(tmp_path_factory, dense_dir):
+    model = shutil.copytree(dense_dir, tmp_path_factory.mktemp("spm") / "m")
+    (model / "dg_lsp.json").write_text(json.dumps({"fim_order": "spm"}))
+    return Engine.from_directory(model, progress=False)
+
+
+def test_infill_returns_text_nfe_and_timings(engine):
+    completion = engine.infill(PREFIX, SUFFIX, canvas_length=16, max_steps=4, seed=1)
+    assert isinstance(completion.text, str)
+    assert 1 <= completion.nfe <= 4 and completion.canvases == 1
+    assert completion.prompt_tokens == completion.encoded_tokens > 10
+    assert set(completion.timings_ms) >= {"encode", "denoise", "per_step", "total"}
+    assert len(completion.token_ids) <= 16
+    again = engine.infill(PREFIX, SUFFIX, canvas_length=16, max_steps=4, seed=1)
+    assert again.text == completion.text and again.encoded_tokens == 0
+
+
+def test_typing_at_the_cursor_encodes_a_handful_of_tokens_with_spm(spm_engine):
+    spm_engine.infill(PREFIX, SUFFIX, canvas_length=16, max_steps=1, seed=0)
+    for typed in ("a", "a,", "a, b"):
+        completion = spm_engine.infill(PREFIX + typed, SUFFIX, canvas_length=16, max_steps=1, seed=0)
+        assert completion.encoded_tokens <= 4, typed
+
+
+def test_psm_re_encodes_the_suffix_when_the_prefix_changes(engine):
+    engine.infill(PREFIX, SUFFIX, canvas_length=16, max_steps=1)
+    completion = engine.infill(PREFIX + "a", SUFFIX, canvas_length=16, max_steps=1)
+    assert completion.encoded_tokens > len(engine.prompt_format.encode(SUFFIX))
+
+
+def test_huge_context_is_cut_to_the_budget(engine):
+    huge = "x = 1\n" * 900_000  # about 5 MB
+    completion = engine.infill(huge, huge, canvas_length=16, max_steps=1)
+    assert completion.prompt_tokens <= engine.context_tokens + 4
+
+
+@pytest.mark.parametrize("kwargs", [dict(canvas_length=8), dict(canvas_length=300), dict(max_steps=0)])
+def test_bad_request_settings(engine, kwargs):
+    with pytest.raises(InputError):
+        engine.infill(PREFIX, SUFFIX, **kwargs)

@@ -1,0 +1,61 @@
+"""The prompt format comes from the model directory, never from hard-coded ids."""
+
+import json
+import shutil
+
+import pytest
+
+from dg_lsp.engine.prompt_format import prompt_format_for
+from dg_lsp.model.loader import load_model
+
+from .tiny_models import build_tokenizer
+
+
+def fmt_for(directory):
+    loaded = load_model(directory, progress=False)
+    return prompt_format_for(loaded.tokenizer, directory, loaded.sampler_defaults.eos_token_ids,
+                             loaded.config.bos_token_id, loaded.tokenizer_config)
+
+
+def test_fim_tokens_give_a_psm_prompt(dense_dir):
+    fmt = fmt_for(dense_dir)
+    tok = fmt.tokenizer
+    pre, suf, mid = (tok.token_to_id(t) for t in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"))
+    prompt = fmt.build("def f(x):\n    return ", "\n\nprint(f(2))\n")
+    assert fmt.kind == "fim"
+    assert prompt[:2] == [tok.token_to_id("<bos>"), pre] and prompt[-1] == mid
+    assert fmt.decode(prompt) == "def f(x):\n    return \n\nprint(f(2))\n"
+    assert prompt.index(suf) == 2 + len(fmt.encode("def f(x):\n    return "))
+    assert {1, tok.token_to_id("<|file_separator|>")} <= set(fmt.stop_token_ids)
+
+
+def test_spm_order_ends_with_the_prefix(tmp_path, dense_dir):
+    model = shutil.copytree(dense_dir, tmp_path / "m")
+    (model / "dg_lsp.json").write_text(json.dumps({"fim_order": "spm"}))
+    fmt = fmt_for(model)
+    prompt = fmt.build("x = 1\ny = ", "\nz = 3\n")
+    assert prompt[-len(fmt.encode("x = 1\ny = ")):] == fmt.encode("x = 1\ny = ")
+    # Typing at the cursor only appends to the prompt (up to the last token's merge).
+    longer = fmt.build("x = 1\ny = 4", "\nz = 3\n")
+    assert longer[: len(prompt) - 1] == prompt[:-1]
+
+
+def test_without_fim_tokens_the_chat_template_is_used(tmp_path, dense_dir):
+    model = shutil.copytree(dense_dir, tmp_path / "m")
+    build_tokenizer(model / "tokenizer.json", with_fim=False)
+    template = "{{ bos_token }}{% for m in messages %}<user>{{ m['content'] }}</user>{% endfor %}<model>"
+    (model / "tokenizer_config.json").write_text(json.dumps({"chat_template": template, "bos_token": "<bos>"}))
+    fmt = fmt_for(model)
+    assert fmt.kind == "instruction"
+    text = fmt.tokenizer.decode(fmt.build("a = ", "\n"), skip_special_tokens=False)
+    assert text.startswith("<bos><user>Fill in the missing code at <CURSOR>")
+    assert text.endswith("a = <CURSOR>\n</user><model>")
+
+
+def test_bad_fim_order_is_a_clear_error(tmp_path, dense_dir):
+    from dg_lsp.errors import ModelLoadError
+
+    model = shutil.copytree(dense_dir, tmp_path / "m")
+    (model / "dg_lsp.json").write_text(json.dumps({"fim_order": "middle-out"}))
+    with pytest.raises(ModelLoadError, match="fim_order"):
+        fmt_for(model)

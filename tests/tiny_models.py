@@ -1,0 +1,95 @@
+"""Tiny random DiffusionGemma checkpoints, built with the HF reference for the tests.
+
+These are real checkpoints in the Hugging Face layout (config.json, generation_config.json,
+model.safetensors, tokenizer.json), made by transformers' `save_pretrained`, with random
+weights: they test loading, parity and plumbing, not quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+VOCAB = 512
+# Special tokens first, so their ids match the config's pad 0 / eos 1 / bos 2.
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_separator|>"]
+SAMPLE_CODE = '''
+import os
+import sys
+from dataclasses import dataclass
+
+
+def fibonacci(n: int) -> int:
+    """Return the n-th Fibonacci number."""
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+class Stack:
+    def __init__(self):
+        self.items = []
+
+    def push(self, item):
+        self.items.append(item)
+
+    def pop(self):
+        return self.items.pop()
+
+
+function add(a, b) { return a + b; }
+const total = [1, 2, 3].map((x) => x * 2).reduce(add, 0);
+export interface Point { x: number; y: number }
+'''
+
+
+def build_tokenizer(path: Path, vocab_size: int = VOCAB, with_fim: bool = True) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    specials = SPECIAL_TOKENS if with_fim else [t for t in SPECIAL_TOKENS if "fim" not in t]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator([SAMPLE_CODE] * 20, trainer=trainer)
+    tokenizer.save(str(path))
+
+
+def tiny_config(moe: bool, canvas_length: int = 16, sliding_window: int = 8, vocab_size: int = VOCAB):
+    from transformers import DiffusionGemmaConfig
+
+    text = dict(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        global_head_dim=32, num_global_key_value_heads=1, sliding_window=sliding_window,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        # The reference always adds the routed block; "dense" is its single-expert form.
+        num_experts=4 if moe else 1, top_k_experts=2 if moe else 1, moe_intermediate_size=32 if moe else 96,
+    )
+    vision = dict(model_type="gemma4_vision", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                  num_attention_heads=2, num_key_value_heads=2, head_dim=16)
+    return DiffusionGemmaConfig(text_config=text, vision_config=vision, canvas_length=canvas_length)
+
+
+def build_checkpoint(directory: Path, moe: bool, seed: int = 0, tokenizer: bool = True, **config) -> Path:
+    """Save a random reference model (norm weights and layer scalars perturbed so that
+    they matter) plus a tokenizer into `directory`."""
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    torch.manual_seed(seed)
+    model = DiffusionGemmaForBlockDiffusion(tiny_config(moe, **config)).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name or "scale" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+        for name, buffer in model.named_buffers():
+            if name.endswith("layer_scalar"):
+                buffer.uniform_(0.5, 1.5)
+    model.save_pretrained(directory)
+    if tokenizer:
+        build_tokenizer(directory / "tokenizer.json")
+    return directory
