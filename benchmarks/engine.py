@@ -5,7 +5,9 @@ into a temporary directory, then loaded twice from the same files: by `dg_lsp.mo
 ("ours") and by `transformers.DiffusionGemmaForBlockDiffusion` with SDPA attention
 ("reference"). Both are timed in the same process, after warm-up, under `torch.no_grad()`,
 with `torch.cuda.synchronize()` around every timed call on CUDA. Each figure is the median
-over `--repeats` runs.
+over `--repeats` runs. The two implementations' runs alternate (ours, reference, reference,
+ours, ...) so a shared machine whose speed drifts slows both alike; the raw samples go into
+the JSON record too.
 
 Figures, for both implementations:
 
@@ -18,7 +20,8 @@ Figures, for both implementations:
   always encodes its prompt), with the stopping rule made unreachable (stability 1, confidence
   threshold 1e-9) so exactly `--steps` denoising steps run. Reported: wall time, NFE (ours:
   `GenerateResult.nfe`; reference: calls of its decoder, counted by a forward pre-hook) and
-  tokens/s = canvas tokens / generation seconds;
+  tokens/s = canvas tokens / generation seconds. Ours samples with its default "fast"
+  inverse-CDF draw; the reference with torch.multinomial;
 - speed-up = reference time / our time for each (> 1: ours is faster; for tokens/s the same
   number, ours / reference).
 
@@ -54,6 +57,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +175,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def time_once_ms(fn: Callable[..., Any], device: torch.device, setup: Callable[[], Any] | None = None) -> float:
+    """Wall time of one `fn()` in milliseconds; with `setup`, of `fn(setup())`, setup untimed."""
+    arg = setup() if setup is not None else None
+    _sync(device)
+    start = time.perf_counter()
+    fn(arg) if setup is not None else fn()
+    _sync(device)
+    return (time.perf_counter() - start) * 1e3
+
+
 def median_ms(
     fn: Callable[..., Any],
     repeats: int,
@@ -178,21 +192,46 @@ def median_ms(
     device: torch.device,
     setup: Callable[[], Any] | None = None,
     bar: tqdm | None = None,
+    samples: list[float] | None = None,
 ) -> float:
     """Median wall time of `fn()` in milliseconds over `repeats` runs, after `warmup` untimed ones.
-    With `setup`, `fn(setup())` is timed and `setup()` (fresh caches and the like) is not."""
+    With `setup`, `fn(setup())` is timed and `setup()` (fresh caches and the like) is not.
+    The timed runs are appended to `samples` when given."""
     times = []
     for i in range(warmup + repeats):
-        arg = setup() if setup is not None else None
-        _sync(device)
-        start = time.perf_counter()
-        fn(arg) if setup is not None else fn()
-        _sync(device)
+        elapsed = time_once_ms(fn, device, setup)
         if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
+            times.append(elapsed)
         if bar is not None:
             bar.update(1)
+    if samples is not None:
+        samples.extend(times)
     return statistics.median(times)
+
+
+@dataclass
+class Case:
+    fn: Callable[..., Any]
+    setup: Callable[[], Any] | None = None
+
+
+def paired_median_ms(ours: Case, reference: Case, args, device: torch.device, bar: tqdm) -> dict[str, Any]:
+    """Both implementations timed in alternation (each run of one is followed by a run of the
+    other, the order swapped every round) so that both see the same machine: a shared CPU's
+    speed can drift several-fold within seconds. Each is warmed up first; medians and the
+    raw samples (ms) are returned."""
+    for case in (ours, reference):
+        for _ in range(args.warmup):
+            time_once_ms(case.fn, device, case.setup)
+            bar.update(1)
+    samples: dict[str, list[float]] = {"ours": [], "reference": []}
+    for round_ in range(args.repeats):
+        order = [("ours", ours), ("reference", reference)]
+        for name, case in order if round_ % 2 == 0 else order[::-1]:
+            median_ms(case.fn, 1, 0, device, case.setup, bar, samples[name])
+    ours_ms, ref_ms = (statistics.median(samples[k]) for k in ("ours", "reference"))
+    return {"ours_ms": ours_ms, "reference_ms": ref_ms, "speedup": speedup(ref_ms, ours_ms),
+            "ours_samples_ms": samples["ours"], "reference_samples_ms": samples["reference"]}
 
 
 def speedup(reference: float, ours: float) -> float:
@@ -202,16 +241,15 @@ def speedup(reference: float, ours: float) -> float:
 # -- the figures ---------------------------------------------------------------------------
 
 
-def measure_encode(ours, ref, prompt: torch.Tensor, args, device, bar) -> dict[str, float]:
+def measure_encode(ours, ref, prompt: torch.Tensor, args, device, bar) -> dict[str, Any]:
     """Prompt encoding into a fresh cache each run."""
     capacity = prompt.shape[1] + args.canvas
-    bar.set_description("encode (ours)")
-    ours_ms = median_ms(lambda cache: ours.encode(prompt, cache), args.repeats, args.warmup, device,
-                        setup=lambda: ours.new_cache(batch_size=1, capacity=capacity), bar=bar)
-    bar.set_description("encode (reference)")
-    ref_ms = median_ms(lambda cache: ref.model.encoder(input_ids=prompt, past_key_values=cache), args.repeats,
-                       args.warmup, device, setup=lambda: reference_cache(ref), bar=bar)
-    return {"ours_ms": ours_ms, "reference_ms": ref_ms, "speedup": speedup(ref_ms, ours_ms)}
+    bar.set_description("encode")
+    return paired_median_ms(
+        Case(lambda cache: ours.encode(prompt, cache), lambda: ours.new_cache(batch_size=1, capacity=capacity)),
+        Case(lambda cache: ref.model.encoder(input_ids=prompt, past_key_values=cache), lambda: reference_cache(ref)),
+        args, device, bar,
+    )
 
 
 def encoded_caches(ours, ref, prompt: torch.Tensor, canvas: int):
@@ -223,7 +261,7 @@ def encoded_caches(ours, ref, prompt: torch.Tensor, canvas: int):
     return ours_cache, ref_cache
 
 
-def measure_denoise_step(ours, ref, prompt: torch.Tensor, args, device, dtype, bar) -> dict[str, float]:
+def measure_denoise_step(ours, ref, prompt: torch.Tensor, args, device, dtype, bar) -> dict[str, Any]:
     """One decoder forward over the canvas with self-conditioning logits, cache read-only."""
     ours_cache, ref_cache = encoded_caches(ours, ref, prompt, args.canvas)
     vocab = ours.config.vocab_size
@@ -232,22 +270,19 @@ def measure_denoise_step(ours, ref, prompt: torch.Tensor, args, device, dtype, b
     # The sampler hands the decoder temperature-scaled logits cast to the embedding dtype.
     self_cond = (torch.randn(1, args.canvas, vocab, generator=gen) * 4).to(device=device, dtype=dtype)
 
+    def ours_step():
+        return ours.denoise(canvas, ours_cache, self_cond)
+
+    def ref_step():
+        return ref(decoder_input_ids=canvas, past_key_values=ref_cache, self_conditioning_logits=self_cond).logits
+
     ref_length = ref_cache.get_seq_length()
-    ours_logits = ours.denoise(canvas, ours_cache, self_cond)
-    ref_logits = ref(decoder_input_ids=canvas, past_key_values=ref_cache, self_conditioning_logits=self_cond).logits
+    max_diff = (ours_step().float() - ref_step().float()).abs().max().item()
     if ref_cache.get_seq_length() != ref_length or ours_cache.length != prompt.shape[1]:
         raise RuntimeError("a decoder call changed its KV cache: the step timings would be wrong")
-    max_diff = (ours_logits.float() - ref_logits.float()).abs().max().item()
 
-    bar.set_description("denoise step (ours)")
-    ours_ms = median_ms(lambda: ours.denoise(canvas, ours_cache, self_cond), args.repeats, args.warmup, device, bar=bar)
-    bar.set_description("denoise step (reference)")
-    ref_ms = median_ms(
-        lambda: ref(decoder_input_ids=canvas, past_key_values=ref_cache, self_conditioning_logits=self_cond).logits,
-        args.repeats, args.warmup, device, bar=bar,
-    )
-    return {"ours_ms": ours_ms, "reference_ms": ref_ms, "speedup": speedup(ref_ms, ours_ms),
-            "logits_max_abs_diff": max_diff}
+    bar.set_description("denoise step")
+    return {**paired_median_ms(Case(ours_step), Case(ref_step), args, device, bar), "logits_max_abs_diff": max_diff}
 
 
 # Stopping made unreachable (random weights never reach a mean entropy of 1e-9), so every
@@ -263,17 +298,13 @@ def measure_generation(ours, ref, prompt: torch.Tensor, args, device, bar) -> di
                                stability_threshold=STABILITY_THRESHOLD, confidence_threshold=CONFIDENCE_THRESHOLD)
     capacity = prompt.shape[1] + c
     seen: dict[str, Any] = {}
+    decoder_calls = [0]
 
     def ours_run(generator: torch.Generator) -> None:
         cache = ours.new_cache(batch_size=1, capacity=capacity)
         ours.encode(prompt, cache)
         result = generate(ours, cache, settings, generator)
         seen["ours_nfe"], seen["ours_tokens"] = result.nfe, result.tokens.shape[1]
-
-    decoder_calls = [0]
-
-    def count_decoder_call(module, args_, kwargs_) -> None:
-        decoder_calls[0] += 1
 
     def ref_setup() -> None:
         torch.manual_seed(args.seed)  # the reference samples from the global generator
@@ -285,21 +316,26 @@ def measure_generation(ours, ref, prompt: torch.Tensor, args, device, bar) -> di
                            confidence_threshold=CONFIDENCE_THRESHOLD)
         seen["ref_nfe"], seen["ref_tokens"] = decoder_calls[0], out.sequences.shape[1] - prompt.shape[1]
 
-    bar.set_description("generation (ours)")
-    ours_ms = median_ms(ours_run, args.repeats, args.warmup, device,
-                        setup=lambda: torch.Generator(device=device).manual_seed(args.seed), bar=bar)
-    bar.set_description("generation (reference)")
+    def count_decoder_call(module, args_, kwargs_) -> None:
+        decoder_calls[0] += 1
+
+    bar.set_description("generation")
     hook = ref.model.decoder.register_forward_pre_hook(count_decoder_call, with_kwargs=True)
     try:
-        ref_ms = median_ms(ref_run, args.repeats, args.warmup, device, setup=ref_setup, bar=bar)
+        timed = paired_median_ms(
+            Case(ours_run, lambda: torch.Generator(device=device).manual_seed(args.seed)),
+            Case(ref_run, ref_setup),
+            args, device, bar,
+        )
     finally:
         hook.remove()
     return {
-        "ours_ms": ours_ms, "reference_ms": ref_ms, "speedup": speedup(ref_ms, ours_ms),
+        **timed,
+        "ours_sampling": settings.sampling,  # "fast": inverse-CDF draws instead of torch.multinomial
         "ours_nfe": seen["ours_nfe"], "reference_nfe": seen["ref_nfe"],
         "ours_tokens": seen["ours_tokens"], "reference_tokens": seen["ref_tokens"],
-        "ours_tokens_per_s": seen["ours_tokens"] / (ours_ms / 1e3),
-        "reference_tokens_per_s": seen["ref_tokens"] / (ref_ms / 1e3),
+        "ours_tokens_per_s": seen["ours_tokens"] / (timed["ours_ms"] / 1e3),
+        "reference_tokens_per_s": seen["ref_tokens"] / (timed["reference_ms"] / 1e3),
     }
 
 
@@ -321,13 +357,16 @@ def measure_prompt_cache(ours, prompt_ids: list[int], args, device, bar) -> dict
     def warm(cache: PromptCache) -> None:
         encoded["warm"] = cache.prepare(extended)[1]
 
-    bar.set_description("prompt cache cold (ours)")
-    cold_ms = median_ms(cold, args.repeats, args.warmup, device, setup=lambda: PromptCache(ours), bar=bar)
-    bar.set_description("prompt cache warm (ours)")
-    warm_ms = median_ms(warm, args.repeats, args.warmup, device, setup=warm_setup, bar=bar)
+    cold_samples: list[float] = []
+    warm_samples: list[float] = []
+    bar.set_description("prompt cache cold")
+    cold_ms = median_ms(cold, args.repeats, args.warmup, device, lambda: PromptCache(ours), bar, cold_samples)
+    bar.set_description("prompt cache warm")
+    warm_ms = median_ms(warm, args.repeats, args.warmup, device, warm_setup, bar, warm_samples)
     return {"cold_ms": cold_ms, "cold_tokens_encoded": encoded["cold"],
             "warm_ms": warm_ms, "warm_tokens_encoded": encoded["warm"],
-            "warm_prompt_tokens": len(extended), "speedup": speedup(cold_ms, warm_ms)}
+            "warm_prompt_tokens": len(extended), "speedup": speedup(cold_ms, warm_ms),
+            "cold_samples_ms": cold_samples, "warm_samples_ms": warm_samples}
 
 
 # -- reporting -----------------------------------------------------------------------------

@@ -138,3 +138,20 @@ def test_missing_tokenizer(tmp_path):
     model = build_checkpoint(tmp_path, moe=False, tokenizer=False)
     expect_error(model, "has no tokenizer.json")
     assert load_model(model, with_tokenizer=False, progress=False).tokenizer is None
+
+
+def test_plain_dense_layers_when_num_experts_is_null(tmp_path, dense_dir):
+    # A Gemma-4 style dense checkpoint (no routed block at all): the reference cannot build
+    # one, but our own models may use it.
+    model = copy_of(dense_dir, tmp_path)
+    config = json.loads((model / "config.json").read_text())
+    config["text_config"].update(num_experts=None, top_k_experts=None, moe_intermediate_size=None)
+    (model / "config.json").write_text(json.dumps(config))
+    routed = ("router", "experts", "feedforward_layernorm_1", "feedforward_layernorm_2")
+    tensors = {k: v for k, v in load_file(model / "model.safetensors").items() if not any(r in k for r in routed)}
+    save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
+    loaded = load_model(model, progress=False).model
+    assert not any(any(r in name for r in routed) for name in loaded.state_dict())
+    cache = loaded.new_cache()
+    loaded.encode(torch.tensor([[3, 4, 5, 6]]), cache)
+    assert torch.isfinite(loaded.denoise(torch.tensor([[7] * 16]), cache)).all()

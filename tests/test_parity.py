@@ -77,32 +77,36 @@ def run_both(model_dir, seed, prompt, ref_kwargs, settings):
     torch.manual_seed(seed)
     out = ref.generate(prompt, **ref_kwargs)
     hook.remove()
-    kv = model.new_cache()
+    kv = model.new_cache(batch_size=prompt.shape[0])
     model.encode(prompt, kv)
     result = generate(model, kv, settings, torch.Generator().manual_seed(seed))
-    return out.sequences[0, prompt.shape[1] :], len(passes), result
+    tokens = out.sequences[:, prompt.shape[1] :]
+    return (tokens[0] if prompt.shape[0] == 1 else tokens), len(passes), result
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_generate_matches_reference_tokens_and_nfe(model_dir, seed):
     prompt = torch.randint(0, 512, (1, 19), generator=torch.Generator().manual_seed(seed))
     ref_kwargs = dict(max_new_tokens=48, max_denoising_steps=6, eos_token_id=None, pad_token_id=0)
-    settings = DenoiseSettings(canvas_length=16, max_new_tokens=48, max_denoising_steps=6)
+    settings = DenoiseSettings(canvas_length=16, max_new_tokens=48, max_denoising_steps=6, sampling="reference")
     ref_tokens, ref_passes, result = run_both(model_dir, seed, prompt, ref_kwargs, settings)
     assert result.tokens.shape == (1, 48)  # three canvases, the first two encoded through the encoder
     assert torch.equal(result.tokens[0], ref_tokens)
     assert result.nfe == ref_passes == 18
 
 
-def test_adaptive_stop_matches_reference(moe_dir):
+@pytest.mark.parametrize("batch", [1, 2])
+def test_adaptive_stop_matches_reference(moe_dir, batch):
     # Random weights never settle on a stable argmax, so stability is waived (threshold 0) and the
     # confidence threshold sits inside the falling mean entropy (~6.19 -> 5.35 nats over 20 steps).
-    prompt = torch.randint(0, 512, (1, 13), generator=torch.Generator().manual_seed(5))
+    # In a batch, rows stop at different steps and a stopped row keeps its canvas.
+    prompt = torch.randint(0, 512, (batch, 13), generator=torch.Generator().manual_seed(5))
     common = dict(max_denoising_steps=20, stability_threshold=0, confidence_threshold=6.12)
     ref_kwargs = dict(max_new_tokens=32, eos_token_id=None, pad_token_id=0, t_max=0.5, t_min=0.1, **common)
-    settings = DenoiseSettings(canvas_length=16, max_new_tokens=32, t_max=0.5, t_min=0.1, **common)
+    settings = DenoiseSettings(canvas_length=16, max_new_tokens=32, t_max=0.5, t_min=0.1, sampling="reference",
+                               **common)
     ref_tokens, ref_passes, result = run_both(moe_dir, 3, prompt, ref_kwargs, settings)
-    assert torch.equal(result.tokens[0], ref_tokens)
+    assert torch.equal(result.tokens.squeeze(0), ref_tokens)
     assert result.nfe == ref_passes
     assert result.nfe < 40, "the adaptive stop never fired"
 
@@ -111,12 +115,14 @@ def test_eos_handling_matches_reference(dense_dir):
     prompt = torch.randint(0, 512, (1, 11), generator=torch.Generator().manual_seed(9))
     base = dict(max_new_tokens=48, max_denoising_steps=4, pad_token_id=0)
     ref_tokens, _, _ = run_both(dense_dir, 4, prompt, dict(eos_token_id=None, **base),
-                                DenoiseSettings(canvas_length=16, max_new_tokens=48, max_denoising_steps=4))
+                                DenoiseSettings(canvas_length=16, max_new_tokens=48, max_denoising_steps=4,
+                                                sampling="reference"))
     eos = int(ref_tokens[21])  # a token of the second canvas: generation must stop after that canvas
     first = int((ref_tokens == eos).nonzero()[0, 0])
     ref_tokens, ref_passes, result = run_both(
         dense_dir, 4, prompt, dict(eos_token_id=eos, **base),
-        DenoiseSettings(canvas_length=16, max_new_tokens=48, max_denoising_steps=4, stop_token_ids=(eos,)),
+        DenoiseSettings(canvas_length=16, max_new_tokens=48, max_denoising_steps=4, stop_token_ids=(eos,),
+                        sampling="reference"),
     )
     assert torch.equal(result.tokens[0], ref_tokens)
     assert result.stopped and result.tokens.shape[1] == (first // 16 + 1) * 16

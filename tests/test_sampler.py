@@ -11,6 +11,7 @@ from dg_lsp.engine.sampler import (
     denoise_canvas,
     entropy_bound_accept,
     generate,
+    sample_tokens,
     temperature,
     token_entropy,
 )
@@ -106,3 +107,12 @@ def test_cancel_is_checked_between_steps(model):
 def test_bad_settings_are_rejected(model):
     with pytest.raises(ValueError, match="t_min"):
         generate(model, encoded(model), DenoiseSettings(t_min=0.9, t_max=0.5))
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_sampling_follows_the_distribution(method):
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2]]).expand(20_000, 4)
+    draws = sample_tokens(probs, torch.Generator().manual_seed(0), method)
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    assert freq[1] == 0  # never a zero-probability token
+    torch.testing.assert_close(freq, torch.tensor([0.5, 0.0, 0.3, 0.2]), atol=0.015, rtol=0)

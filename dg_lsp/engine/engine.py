@@ -49,6 +49,8 @@ class Engine:
     def __init__(self, loaded: LoadedModel, cache_entries: int = 4, context_tokens: int = 2048):
         if loaded.tokenizer is None:
             raise ModelLoadError(f"{loaded.directory} has no tokenizer.json")
+        if context_tokens < 64:
+            raise InputError(f"the context budget must be at least 64 tokens, got {context_tokens}")
         self.loaded = loaded
         self.model = loaded.model
         self.context_tokens = context_tokens

@@ -13,8 +13,9 @@ in parallel over a few steps:
 4. the argmax canvas is the output. A stop token ends generation (later tokens become
    pad); otherwise the canvas is encoded into the KV cache and the next one starts.
 
-Random draws happen in the reference's order (initial canvas, then per step a multinomial
-draw and a re-noising draw), so the same seed gives the reference's tokens. This module
+Random draws happen in the reference's order (initial canvas, then per step a sampling
+draw and a re-noising draw); with `sampling="reference"` they are the reference's own
+calls, so the same seed gives the reference's tokens. This module
 knows nothing about text; it checks `cancel` between steps.
 """
 
@@ -44,6 +45,9 @@ class DenoiseSettings:
     confidence_threshold: float = 0.005
     stop_token_ids: tuple[int, ...] = ()
     pad_token_id: int = 0
+    # "fast": one uniform draw per position (inverse CDF), ~40x cheaper than torch.multinomial on
+    # a CPU. "reference": torch.multinomial, the reference's exact random stream (parity tests).
+    sampling: str = "fast"
 
     def validate(self) -> None:
         if self.canvas_length < 1:
@@ -54,6 +58,8 @@ class DenoiseSettings:
             raise ValueError(f"need 0 <= t_min < t_max, got t_min={self.t_min}, t_max={self.t_max}")
         if self.entropy_bound <= 0:
             raise ValueError(f"entropy_bound must be positive, got {self.entropy_bound}")
+        if self.sampling not in ("fast", "reference"):
+            raise ValueError(f"sampling must be 'fast' or 'reference', got {self.sampling!r}")
 
     @property
     def num_canvases(self) -> int:
@@ -90,6 +96,16 @@ def entropy_bound_accept(entropy: torch.Tensor, bound: float) -> torch.Tensor:
     return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
 
 
+def sample_tokens(probs: torch.Tensor, generator: torch.Generator | None, method: str) -> torch.Tensor:
+    """probs: [N, V] -> one token per row, drawn from each row's distribution."""
+    if method == "reference":
+        return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(probs.shape[0], 1, device=probs.device, generator=generator) * cdf[:, -1:]
+    # right=True: a zero-probability token owns an empty interval and is never drawn.
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_max(probs.shape[-1] - 1)
+
+
 def random_canvas(shape: tuple[int, int], vocab_size: int, device, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randint(0, vocab_size, shape, device=device, generator=generator)
 
@@ -116,7 +132,7 @@ def denoise_step(
     logits = model.denoise(canvas, cache, self_cond) / temperature(remaining_steps, settings)
     b, c, v = logits.shape
     probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
-    sampled = torch.multinomial(probs.view(-1, v), num_samples=1, generator=generator).view(b, c)
+    sampled = sample_tokens(probs.view(-1, v), generator, settings.sampling).view(b, c)
     entropy = token_entropy(logits)
     accepted = entropy_bound_accept(entropy, settings.entropy_bound)
     noise = random_canvas((b, c), v, canvas.device, generator)

@@ -119,7 +119,7 @@ def parse_config(raw: dict[str, Any]) -> TextConfig:
 
     if cfg.is_moe and not (cfg.top_k_experts and cfg.moe_intermediate_size):
         raise ConfigError("num_experts is set but top_k_experts or moe_intermediate_size is missing")
-    if cfg.hidden_activation not in ("gelu_pytorch_tanh", "gelu"):
+    if cfg.hidden_activation not in ("gelu_pytorch_tanh", "gelu_new"):  # both are tanh-approximated GELU
         raise ConfigError(f"hidden_activation {cfg.hidden_activation!r} is not supported")
     return cfg
 
