@@ -58,3 +58,24 @@ def test_huge_context_is_cut_to_the_budget(engine):
 def test_bad_request_settings(engine, kwargs):
     with pytest.raises(InputError):
         engine.infill(PREFIX, SUFFIX, **kwargs)
+
+
+def test_candidates_are_denoised_in_one_batch(engine):
+    completion = engine.infill(PREFIX, SUFFIX, canvas_length=16, max_steps=3, candidates=3, seed=2)
+    assert len(completion.candidates) == 3 and completion.candidates[0] == completion.text
+    assert completion.nfe <= 3  # one batch, not three runs
+    with pytest.raises(InputError, match="single canvas"):
+        engine.infill(PREFIX, SUFFIX, canvas_length=16, max_new_tokens=40, candidates=2)
+
+
+def test_rewrite_runs_seeded_from_the_selection(engine):
+    # A random model does not copy its input, so only the plumbing is checked here; the sampler
+    # test checks that the draft and its prior reach the first denoising step.
+    selection = "a, b = b, a + b"
+    first = engine.rewrite(PREFIX, selection, SUFFIX, strength=0.3, max_steps=4, seed=0)
+    again = engine.rewrite(PREFIX, selection, SUFFIX, strength=0.3, max_steps=4, seed=0)
+    assert first.text == again.text and 1 <= first.nfe <= 4
+    with pytest.raises(InputError, match="at most 255"):
+        engine.rewrite(PREFIX, "x = 1\n" * 300, SUFFIX)
+    with pytest.raises(InputError, match="strength"):
+        engine.rewrite(PREFIX, selection, SUFFIX, strength=2.0)

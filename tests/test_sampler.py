@@ -116,3 +116,23 @@ def test_sampling_follows_the_distribution(method):
     freq = torch.bincount(draws, minlength=4).float() / draws.numel()
     assert freq[1] == 0  # never a zero-probability token
     torch.testing.assert_close(freq, torch.tensor([0.5, 0.0, 0.3, 0.2]), atol=0.015, rtol=0)
+
+
+def test_a_draft_canvas_and_prior_condition_the_first_step(model):
+    cache = encoded(model)
+    settings = DenoiseSettings(canvas_length=16, max_denoising_steps=3)
+    draft = torch.randint(0, 512, (1, 16), generator=torch.Generator().manual_seed(1))
+    prior = torch.randn(1, 16, 512, generator=torch.Generator().manual_seed(2))
+    steps = []
+    denoise_canvas(model, cache, settings, torch.Generator().manual_seed(0), initial_canvas=draft,
+                   on_step=steps.append, initial_self_cond=prior)
+    expected = model.denoise(draft, cache, prior) / temperature(3, settings)
+    torch.testing.assert_close(steps[0].logits, expected)
+
+
+def test_candidates_share_one_cached_prompt(model):
+    cache = encoded(model)
+    result = generate(model, cache, DenoiseSettings(canvas_length=16, max_denoising_steps=2),
+                      torch.Generator().manual_seed(0), batch_size=3)
+    assert result.tokens.shape == (1 * 3, 16) and cache.batch_size == 1
+    assert len({tuple(row) for row in result.tokens.tolist()}) == 3

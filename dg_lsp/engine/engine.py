@@ -22,6 +22,7 @@ from .prompt_format import PromptFormat, prompt_format_for
 from .sampler import DenoiseSettings, generate
 
 MIN_CANVAS, MAX_CANVAS = 16, 256
+DRAFT_LOGIT = 8.0  # how strongly a rewrite's self-conditioning prior favours the selected text
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Completion:
     prompt_tokens: int
     encoded_tokens: int  # prompt tokens that were not in the prompt cache
     timings_ms: dict[str, float] = field(default_factory=dict)
+    candidates: list[str] = field(default_factory=list)  # every row's text; `text` is the first
 
     def to_json(self) -> dict:
         return {
@@ -87,28 +89,77 @@ class Engine:
         prefix: str,
         suffix: str = "",
         *,
+        context: str = "",
         canvas_length: int | None = None,
         max_new_tokens: int | None = None,
+        max_steps: int | None = None,
+        candidates: int = 1,
+        seed: int | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Completion:
+        """Fill the gap between `prefix` and `suffix`. Raises `Cancelled` if `cancel()` turns true.
+        `candidates` > 1 denoises that many canvases in one batch (a single canvas each)."""
+        settings = self._settings(canvas_length, max_new_tokens, max_steps)
+        if candidates < 1 or (candidates > 1 and settings.num_canvases > 1):
+            raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
+        start = time.perf_counter()
+        prompt = self.prompt_format.build(*self._fit_context(prefix, suffix), context)
+        return self._run(prompt, settings, seed, cancel, start, batch=candidates)
+
+    def rewrite(
+        self,
+        prefix: str,
+        selection: str,
+        suffix: str,
+        *,
+        strength: float = 0.5,
         max_steps: int | None = None,
         seed: int | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> Completion:
-        """Fill the gap between `prefix` and `suffix`. Raises `Cancelled` if `cancel()` turns true."""
-        settings = self._settings(canvas_length, max_new_tokens, max_steps)
+        """Rewrite `selection` in place: the canvas starts from the selection's tokens, a `strength`
+        share of them re-noised, with the selection as the self-conditioning prior, and is
+        denoised with the surrounding code as context."""
+        if not 0.0 <= strength <= 1.0:
+            raise InputError(f"rewrite strength must be between 0 and 1, got {strength}")
+        draft = self.prompt_format.encode(selection)
+        stop = self.defaults.stop_token_ids[0] if self.defaults.stop_token_ids else None
+        needed = len(draft) + 1
+        if needed > MAX_CANVAS:
+            raise InputError(f"the selection is {len(draft)} tokens; at most {MAX_CANVAS - 1} can be rewritten at once")
+        # Room to grow by a quarter, in multiples of 16 tokens.
+        canvas = min(MAX_CANVAS, max(MIN_CANVAS, -(-int(needed * 1.25) // 16) * 16))
+        settings = self._settings(canvas, canvas, max_steps)
         start = time.perf_counter()
         prompt = self.prompt_format.build(*self._fit_context(prefix, suffix))
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
+        generator = torch.Generator().manual_seed(seed)  # the draft is made on the CPU
+        vocab = self.model.config.vocab_size
+        tokens = torch.randint(0, vocab, (1, canvas), generator=generator)
+        ids = torch.tensor(draft + ([stop] if stop is not None else []), dtype=torch.long)
+        tokens[0, : len(ids)] = ids
+        noised = torch.rand(len(ids), generator=generator) < strength
+        tokens[0, : len(ids)][noised] = torch.randint(0, vocab, (int(noised.sum()),), generator=generator)
+        # Self-conditioning prior: the unnoised draft, as confident logits (the rest uniform).
+        prior = torch.zeros(1, canvas, vocab)
+        prior[0, torch.arange(len(ids)), ids] = DRAFT_LOGIT
+        return self._run(prompt, settings, seed, cancel, start, initial_canvas=tokens, initial_self_cond=prior)
+
+    def _run(self, prompt, settings, seed, cancel, start, batch=1, **initial) -> Completion:
+        generator = self._generator(seed)
+        initial = {k: v.to(self.device, v.dtype if k == "initial_canvas" else self.loaded.dtype)
+                   for k, v in initial.items()}
         with self._lock:
             t0 = self._now()
             cache, encoded = self.prompt_cache.prepare(prompt, cancel)
             t1 = self._now()
-            result = generate(self.model, cache, settings, generator, cancel)
+            result = generate(self.model, cache, settings, generator, cancel, batch_size=batch, **initial)
             t2 = self._now()
-        ids = result.tokens[0].tolist()
         stops = set(settings.stop_token_ids)
-        end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
-        text = self.prompt_format.decode(ids[:end])
+        rows = []
+        for row in result.tokens.tolist():
+            end = next((i for i, t in enumerate(row) if t in stops), len(row))
+            rows.append(row[:end])
         timings = {
             "tokenize": (t0 - start) * 1e3,
             "encode": (t1 - t0) * 1e3,
@@ -116,7 +167,13 @@ class Engine:
             "per_step": (t2 - t1) * 1e3 / max(1, result.nfe),
             "total": (time.perf_counter() - start) * 1e3,
         }
-        return Completion(text, ids[:end], result.nfe, len(result.steps), len(prompt), encoded, timings)
+        texts = [self.prompt_format.decode(row) for row in rows]
+        return Completion(texts[0], rows[0], result.nfe, len(result.steps), len(prompt), encoded, timings, texts)
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        return generator
 
     def _settings(self, canvas_length, max_new_tokens, max_steps) -> DenoiseSettings:
         canvas = canvas_length or self.defaults.canvas_length

@@ -52,18 +52,22 @@ class PromptFormat:
     chat_template: str | None = None
     bos_token: str = ""
 
-    def build(self, prefix: str, suffix: str) -> list[int]:
-        """Prompt token ids for filling the gap between `prefix` and `suffix`."""
+    def build(self, prefix: str, suffix: str, context: str = "") -> list[int]:
+        """Prompt token ids for filling the gap between `prefix` and `suffix`. `context` (code
+        from other files) comes first, so it stays cached while the user types."""
+        bos = [self.bos_id] if self.bos_id is not None else []
         if self.kind == "fim":
             pre, suf, mid = self.fim_ids
             p, s = self.encode(prefix), self.encode(suffix)
             body = [pre, *p, suf, *s, mid] if self.fim_order == "psm" else [pre, suf, *s, mid, *p]
-            return ([self.bos_id] if self.bos_id is not None else []) + body
+            return bos + self.encode(context) + body
         text = INSTRUCTION.format(prefix=prefix, suffix=suffix)
+        if context:
+            text = f"Code from other open files:\n{context}\n\n{text}"
         if self.chat_template:
             rendered = _render_chat(self.chat_template, text, self.bos_token)
             return self.tokenizer.encode(rendered, add_special_tokens=False).ids
-        return ([self.bos_id] if self.bos_id is not None else []) + self.encode(text)
+        return bos + self.encode(text)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []

@@ -151,16 +151,22 @@ def denoise_canvas(
     cancel: Callable[[], bool] | None = None,
     initial_canvas: torch.Tensor | None = None,
     on_step: Callable[[StepOutput], None] | None = None,
+    batch_size: int | None = None,
+    initial_self_cond: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """Denoise one canvas after the cached prompt. Returns (argmax canvas [B, C], nfe)."""
-    batch = cache.batch_size
+    """Denoise one canvas after the cached prompt. Returns (argmax canvas [B, C], nfe).
+
+    `batch_size` > the cache's batch denoises several independent canvases over one prompt.
+    `initial_canvas` and `initial_self_cond` (logits [B, C, V]) start from a draft instead of
+    pure noise: that is how a selection is rewritten in place."""
+    batch = batch_size or cache.batch_size
     vocab = model.config.vocab_size
     device = model.embed_tokens.weight.device
     # Drawn even when a canvas is given, as the reference does, so later draws stay aligned.
     canvas = random_canvas((batch, settings.canvas_length), vocab, device, generator)
     if initial_canvas is not None:
         canvas = initial_canvas.to(device)
-    argmax, self_cond = canvas, None
+    argmax, self_cond = canvas, initial_self_cond
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     history: deque[torch.Tensor] = deque(maxlen=settings.stability_threshold)
     embed_dtype = model.embed_tokens.weight.dtype
@@ -208,19 +214,27 @@ def generate(
     generator: torch.Generator | None = None,
     cancel: Callable[[], bool] | None = None,
     initial_canvas: torch.Tensor | None = None,
+    batch_size: int | None = None,
+    initial_self_cond: torch.Tensor | None = None,
 ) -> GenerateResult:
     """Generate canvases after the prompt already encoded in `cache`.
 
     Canvases before the last are encoded into `cache` (extending it), as the reference does.
+    A `batch_size` above the cache's (candidates over one prompt) allows a single canvas.
     """
     settings.validate()
+    batch = batch_size or cache.batch_size
+    if batch != cache.batch_size and settings.num_canvases > 1:
+        raise ValueError("several candidates over one cached prompt fit in a single canvas")
     outputs, steps = [], []
     stop_ids = torch.tensor(settings.stop_token_ids, dtype=torch.long)
-    done = torch.zeros(cache.batch_size, dtype=torch.bool)
+    done = torch.zeros(batch, dtype=torch.bool)
     stopped = False
     for index in range(settings.num_canvases):
+        first = index == 0
         canvas, nfe = denoise_canvas(
-            model, cache, settings, generator, cancel, initial_canvas if index == 0 else None
+            model, cache, settings, generator, cancel, initial_canvas if first else None, None, batch,
+            initial_self_cond if first else None,
         )
         canvas = canvas.cpu()
         canvas[done] = settings.pad_token_id  # rows that stopped in an earlier canvas

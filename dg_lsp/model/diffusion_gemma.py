@@ -91,6 +91,8 @@ class Attention(nn.Module):
         Sliding layers see the last `window - 1` cached positions, as the reference's cache holds."""
         q, k, v = self.project(x, cos, sin)
         cached_k, cached_v = cache.read(self.layer, last=None if self.window is None else self.window - 1)
+        if cached_k.shape[0] != k.shape[0]:  # several canvases (candidates) over one cached prompt
+            cached_k, cached_v = (t.expand(k.shape[0], -1, -1, -1) for t in (cached_k, cached_v))
         keys = torch.cat([cached_k, k], dim=2)
         values = torch.cat([cached_v, v], dim=2)
         return self.o_proj(self._merge(ops.attention(q, keys, values, None)))
@@ -234,7 +236,8 @@ class DiffusionGemma(nn.Module):
     @torch.no_grad()
     def denoise(self, canvas: torch.Tensor, cache: KVCache, self_cond_logits: torch.Tensor | None = None) -> torch.Tensor:
         """canvas: [B, C] placed right after the cached prompt; self_cond_logits: [B, C, V] from the
-        previous step or None at the first. Returns float32 logits [B, C, V]. The cache is not changed."""
+        previous step or None at the first. Returns float32 logits [B, C, V]. The cache is not changed;
+        a batch-1 cache serves a batch of canvases."""
         embeds = self._embed(canvas)
         soft = None if self_cond_logits is None else self.soft_embeddings(self_cond_logits)
         x = self.self_conditioning(embeds, soft)
