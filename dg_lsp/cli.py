@@ -18,6 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dg-lsp {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="[HOST:]PORT", default=None,
+                       help="listen on TCP instead of stdio; HOST defaults to 127.0.0.1 (loopback)")
+    serve.add_argument("--model", type=Path, default=None, help="model directory (overrides dgLsp.modelPath)")
+    serve.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="overrides dgLsp.device")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
     infill = commands.add_parser("infill", help="print the completion at a cursor position in a file")
     infill.add_argument("--model", required=True, type=Path, help="local Hugging Face model directory")
     infill.add_argument("--file", required=True, type=Path, help="source file to complete")
@@ -40,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "infill":
             return run_infill(args)
+        if args.command == "serve":
+            return run_serve(args)
     except DgLspError as err:
         print(f"dg-lsp: error: {err}", file=sys.stderr)
         return 2
@@ -94,4 +103,34 @@ def run_infill(args: argparse.Namespace) -> int:
         print(json.dumps(completion.to_json(), ensure_ascii=False))
     else:
         print(completion.text)
+    return 0
+
+
+def parse_tcp_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"  # loopback unless a host is named
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--tcp wants [HOST:]PORT with a port from 1 to 65535, got {value!r}")
+    return host, int(port)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from .server.app import create_server
+
+    # stdout carries the protocol in stdio mode: logs go to stderr.
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="dg-lsp %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "DEBUG":  # pygls logs every message body at INFO: costly for big documents
+        logging.getLogger("pygls").setLevel(logging.WARNING)
+    address = parse_tcp_address(args.tcp) if args.tcp else None
+    server = create_server()
+    overrides = {k: v for k, v in (("modelPath", str(args.model) if args.model else None),
+                                   ("device", args.device)) if v is not None}
+    server.cli_overrides = overrides
+    server.apply_settings({})
+    if address:
+        server.start_tcp(*address)
+    else:
+        server.start_io()
     return 0

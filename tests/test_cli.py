@@ -82,3 +82,14 @@ def test_bad_input_exits_2_with_a_message(dense_dir, source, change, message):
     result = dg_lsp(*argv)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tcp_address_defaults_to_loopback():
+    from dg_lsp.cli import parse_tcp_address
+
+    assert parse_tcp_address("2087") == ("127.0.0.1", 2087)
+    assert parse_tcp_address(":2087") == ("127.0.0.1", 2087)
+    assert parse_tcp_address("0.0.0.0:9000") == ("0.0.0.0", 9000)  # only when asked for
+    assert parse_tcp_address("[::1]:9000") == ("::1", 9000)
+    with pytest.raises(InputError):
+        parse_tcp_address("localhost:http")

@@ -93,3 +93,43 @@ def build_checkpoint(directory: Path, moe: bool, seed: int = 0, tokenizer: bool 
     if tokenizer:
         build_tokenizer(directory / "tokenizer.json")
     return directory
+
+
+def build_constant_model(directory: Path, token: str = "x") -> Path:
+    """A tiny checkpoint whose every canvas position predicts `token` (a fake model, for the
+    server's end-to-end tests, made from a real checkpoint by editing its weights).
+
+    Every embedding row is the same vector and every layer's output projections are zero, so
+    the decoder's final hidden state is one constant direction; an untied LM head whose row for
+    `token` points along it makes that token win with near-certainty. Completions are then
+    predictable ("xxxx..."), valid in most code positions; the adaptive stop is disabled, so a
+    request takes exactly the configured number of denoising steps.
+    """
+    import json
+
+    from safetensors.torch import load_file, save_file
+    from tokenizers import Tokenizer
+
+    build_checkpoint(directory, moe=False)
+    token_id = Tokenizer.from_file(str(directory / "tokenizer.json")).token_to_id(token)
+    tensors = load_file(directory / "model.safetensors")
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.randn(tensors["model.decoder.embed_tokens.weight"].shape[1], generator=generator)
+    tensors["model.decoder.embed_tokens.weight"][:] = direction * 0.05
+    for name, tensor in tensors.items():
+        if name.endswith(("o_proj.weight", "down_proj.weight", "experts.down_proj")):
+            tensor.zero_()
+        if name.endswith("norm.weight") and "decoder" in name:
+            tensor.fill_(1.0)
+    lm_head = torch.randn(VOCAB, direction.shape[0], generator=generator) * 0.01
+    lm_head[token_id] = direction / direction.norm() * 40.0
+    tensors["lm_head.weight"] = lm_head
+    save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((directory / "config.json").read_text())
+    config["tie_word_embeddings"] = config["text_config"]["tie_word_embeddings"] = False
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    # Never stop early, so the number of denoising steps (a setting) sets how long a request takes.
+    generation = json.loads((directory / "generation_config.json").read_text())
+    generation.update(stability_threshold=1000, confidence_threshold=1e-9)
+    (directory / "generation_config.json").write_text(json.dumps(generation, indent=2))
+    return directory

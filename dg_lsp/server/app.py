@@ -1,0 +1,226 @@
+"""The language server: capabilities and handlers.
+
+Handlers stay short: find the document, call a service, convert to lsprotocol types.
+User errors (an unknown document, a position outside it) become InvalidParams responses
+with a clear message; the server keeps running whatever a client sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from .. import __version__
+from ..context.ring import SnippetRing
+from ..errors import InputError
+from .commands import COMMANDS, CommandService
+from .completions import CompletionService
+from .documents import DocumentStore
+from .model_host import HostEvent, ModelHost
+from .settings import Settings, update_settings
+from .worker import ModelWorker
+
+log = logging.getLogger(__name__)
+
+
+class Utf16Protocol(LanguageServerProtocol):
+    """Always speak UTF-16 positions (the LSP default, which every client supports), so one
+    position conversion serves all clients."""
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        if params.capabilities.general is not None:
+            params.capabilities.general.position_encodings = None
+        return (yield from super().lsp_initialize(params))
+
+
+class DgLanguageServer(LanguageServer):
+    def __init__(self):
+        super().__init__("dg-lsp", __version__, protocol_cls=Utf16Protocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = Settings()
+        self.documents = DocumentStore(SnippetRing())
+        self.worker = ModelWorker()
+        self.host = ModelHost(self._on_host_event)
+        self.completions = CompletionService(self.documents, self.host, self.worker)
+        self.commands = CommandService(self.documents, self.host, self.worker)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.cli_overrides: dict = {}  # flags of `dg-lsp serve`, which win over client settings
+        self._progress_token: str | None = None
+
+    # -- settings and model loading ---------------------------------------------------------
+
+    def apply_settings(self, raw) -> None:
+        self.settings, warnings = update_settings(self.settings, raw)
+        self.settings, _ = update_settings(self.settings, self.cli_overrides)
+        for warning in warnings:
+            self.log(warning, types.MessageType.Warning)
+
+    def start_loading(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.host.load(self.settings)
+
+    def _on_host_event(self, event: HostEvent) -> None:
+        """Called from the loading thread: hop onto the server's loop to talk to the client."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._report_host_event, event)
+
+    def _report_host_event(self, event: HostEvent) -> None:
+        if event.kind == "begin":
+            self.log(event.message)
+            self._progress_token = str(uuid.uuid4())
+            token = self._progress_token
+            self.work_done_progress.create(token, lambda *_: self.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title="dg-lsp", message=event.message)))
+        elif event.kind == "end":
+            self.log(event.message)
+            self._end_progress(event.message)
+        else:
+            self.log(f"model not loaded: {event.message}", types.MessageType.Error)
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"dg-lsp: {event.message}"))
+            self._end_progress("model not loaded")
+
+    def _end_progress(self, message: str) -> None:
+        token, self._progress_token = self._progress_token, None
+        if token is not None and token in self.work_done_progress.tokens:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        log.info(message)
+        self.window_log_message(types.LogMessageParams(kind, message))
+
+    def report_server_error(self, error: Exception, source) -> None:
+        # Errors are logged, not shown as pop-ups: a malformed message must not nag the user.
+        log.warning("server error (%s): %s", getattr(source, "__name__", source), error)
+
+
+def create_server() -> DgLanguageServer:
+    server = DgLanguageServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: DgLanguageServer, params: types.InitializeParams):
+        ls.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: DgLanguageServer, params: types.InitializedParams):
+        ls.start_loading()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: DgLanguageServer, params: types.DidChangeConfigurationParams):
+        ls.apply_settings(params.settings)
+        ls.host.load(ls.settings)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: DgLanguageServer, params: types.DidOpenTextDocumentParams):
+        ls.documents.open(params.text_document)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: DgLanguageServer, params: types.DidChangeTextDocumentParams):
+        try:
+            ls.documents.change(params)
+        except InputError as err:
+            ls.log(str(err), types.MessageType.Warning)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: DgLanguageServer, params: types.DidCloseTextDocumentParams):
+        ls.documents.close(params.text_document.uri)
+        ls.completions.cache.forget(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: DgLanguageServer, params: types.InlineCompletionParams):
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        result = await _complete(ls, params.text_document.uri, params.position, invoked)
+        at = ls.documents.position(ls.documents.get(params.text_document.uri), result.offset)
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=t, range=types.Range(at, at)) for t in result.texts]
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
+    async def completion(ls: DgLanguageServer, params: types.CompletionParams):
+        invoked = params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        result = await _complete(ls, params.text_document.uri, params.position, invoked)
+        at = ls.documents.position(ls.documents.get(params.text_document.uri), result.offset)
+        items = [
+            types.CompletionItem(
+                label=text.strip().splitlines()[0][:60] if text.strip() else text,
+                kind=types.CompletionItemKind.Snippet,
+                detail="dg-lsp",
+                sort_text=f"{i:02d}",
+                filter_text=text,
+                insert_text_format=types.InsertTextFormat.PlainText,
+                text_edit=types.TextEdit(range=types.Range(at, at), new_text=text),
+            )
+            for i, text in enumerate(result.texts)
+        ]
+        return types.CompletionList(is_incomplete=True, items=items)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite, types.CodeActionKind.Source]),
+    )
+    def code_action(ls: DgLanguageServer, params: types.CodeActionParams):
+        return _user_errors(lambda: ls.commands.code_actions(params.text_document.uri, params.range))
+
+    @server.feature("dg/status")
+    def status(ls: DgLanguageServer, params=None):
+        """Model state and counters, for `:checkhealth`, the VS Code status bar and tests."""
+        return {
+            "version": __version__,
+            "state": ls.host.state,
+            "error": ls.host.error,
+            "model": str(ls.host.model_dir or ""),
+            "device": ls.host.device,
+            "lastLatencyMs": ls.completions.last_latency_ms,
+            "requests": ls.worker.started,
+            "cancelled": ls.worker.cancelled,
+            "cacheHits": ls.completions.cache.hits,
+        }
+
+    @server.feature("dg/plan")
+    def plan(ls: DgLanguageServer, params: types.TextDocumentPositionParams):
+        """The context plan at a position, without a model call: for debugging, and for
+        measuring the server's own overhead (parse + context + protocol)."""
+        def run():
+            doc = ls.documents.get(params.text_document.uri)
+            p = ls.completions.plan(doc, ls.documents.offset(doc, params.position), ls.settings)
+            return {"mode": p.mode, "canvasLength": p.canvas_length, "prefixChars": len(p.prefix),
+                    "suffixChars": len(p.suffix), "contextChars": len(p.context), "indent": p.indent}
+        return _user_errors(run)
+
+    for name in COMMANDS:
+        server.command(name)(_command_handler(name))
+
+    return server
+
+
+def _command_handler(name: str):
+    async def run(ls: DgLanguageServer, *args):
+        try:
+            edit = await ls.commands.run(name, list(args), ls.settings)
+        except InputError as err:
+            raise JsonRpcInvalidParams(str(err)) from None
+        if edit is not None and ls.commands.wants_apply(args):
+            await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label=name))
+        return edit
+
+    return run
+
+
+async def _complete(ls: DgLanguageServer, uri: str, position: types.Position, invoked: bool):
+    try:
+        return await ls.completions.complete(uri, position, invoked, ls.settings)
+    except InputError as err:
+        raise JsonRpcInvalidParams(str(err)) from None
+
+
+def _user_errors(fn):
+    try:
+        return fn()
+    except InputError as err:
+        raise JsonRpcInvalidParams(str(err)) from None

@@ -1,0 +1,94 @@
+"""Completions at a cursor: cache, context, engine, post-processing.
+
+Used by both `textDocument/inlineCompletion` and the `textDocument/completion` fallback.
+Automatic triggers are cheap (few denoising steps, one candidate); an invoked request may
+spend more steps and returns several candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..context.plan import plan_infill
+from ..context.postprocess import clean_completion
+from ..errors import Cancelled
+from .completion_cache import CompletionCache
+from .documents import DocumentStore
+from .model_host import ModelHost
+from .settings import Settings
+from .worker import ModelWorker
+
+
+@dataclass
+class CompletionResult:
+    texts: list[str]  # distinct, cleaned, in order of preference; empty: nothing to offer
+    offset: int  # where they are inserted
+    source: str  # "model", "cache", "forward", or why there is none ("loading", "disabled", ...)
+    timings_ms: dict | None = None
+
+
+class CompletionService:
+    def __init__(self, documents: DocumentStore, host: ModelHost, worker: ModelWorker):
+        self.documents = documents
+        self.host = host
+        self.worker = worker
+        self.cache = CompletionCache()
+        self.last_latency_ms: float | None = None
+
+    async def complete(self, uri: str, position, invoked: bool, settings: Settings) -> CompletionResult:
+        doc = self.documents.get(uri)
+        offset = self.documents.offset(doc, position)
+        if not settings.enabled_for(doc.language_id):
+            return CompletionResult([], offset, "disabled")
+        engine = self.host.engine
+        if engine is None:
+            return CompletionResult([], offset, self.host.state)
+
+        if (texts := self.cache.forward(uri, doc.text, offset)) is not None:
+            return CompletionResult(texts, offset, "forward")
+        steps = settings.invokedSteps if invoked else settings.steps
+        candidates = settings.candidates if invoked else 1
+        key = self.cache.key(doc.text, offset, "invoked" if invoked else "auto", (steps, candidates))
+        if (texts := self.cache.get(key)) is not None:
+            self.cache.remember_shown(uri, doc.text, offset, texts)
+            return CompletionResult(texts, offset, "cache")
+
+        plan = self.plan(doc, offset, settings)
+        version = doc.version
+
+        def work(is_cancelled):
+            return engine.infill(
+                plan.prefix, plan.suffix, context=plan.context, canvas_length=plan.canvas_length,
+                max_steps=steps, candidates=candidates, seed=settings.seed, cancel=is_cancelled,
+            )
+
+        try:
+            completion = await self.worker.run("completion", work)
+        except Cancelled:
+            return CompletionResult([], offset, "cancelled")
+        if doc.version != version:  # the buffer changed while we worked: this answer is stale
+            return CompletionResult([], offset, "stale")
+        texts = _distinct(t for t in (clean_completion(doc, plan, c) for c in completion.candidates) if t)
+        self.cache.put(key, texts)
+        self.cache.remember_shown(uri, doc.text, offset, texts)
+        self.last_latency_ms = completion.timings_ms.get("total")
+        return CompletionResult(texts, offset, "model", completion.timings_ms)
+
+
+    def plan(self, doc, offset: int, settings: Settings):
+        """What the model would be asked: span, canvas and prompt text (no model call)."""
+        engine = self.host.engine
+        count = (lambda text: len(engine.prompt_format.encode(text))) if engine else (lambda text: len(text) // 4)
+        return plan_infill(
+            doc, offset, count, budget_tokens=settings.contextTokens, max_canvas=settings.maxCanvas,
+            snippets=self.documents.ring.snippets(doc.uri, max_chars=settings.contextTokens),
+        )
+
+
+def _distinct(texts) -> list[str]:
+    seen, out = set(), []
+    for text in texts:
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out

@@ -1,0 +1,105 @@
+"""Keeps the engine resident: loads it in the background and says how that went.
+
+The server answers while the model loads (completions are simply empty until it is
+ready). A failed load is reported with its reason and the server stays up; a settings
+change that names another model or device loads that one instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DgLspError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Where `dg-lsp train` ships the default model (the default-model issue adds it).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+@dataclass(frozen=True)
+class HostEvent:
+    kind: str  # "begin", "end" or "failed"
+    message: str
+
+
+class ModelHost:
+    """State: "idle" (nothing asked yet), "loading", "ready" or "failed"."""
+
+    def __init__(self, on_event: Callable[[HostEvent], None]):
+        self.on_event = on_event
+        self.state = "idle"
+        self.error = ""
+        self.engine = None
+        self.model_dir: Path | None = None
+        self.device = ""
+        self._loaded_key: tuple | None = None
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+
+    def resolve_model_dir(self, settings: Settings) -> Path | None:
+        if settings.modelPath:
+            return Path(settings.modelPath).expanduser()
+        if os.environ.get("DG_LSP_MODEL"):
+            return Path(os.environ["DG_LSP_MODEL"]).expanduser()
+        return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "config.json").is_file() else None
+
+    def load(self, settings: Settings) -> None:
+        """Start loading in a background thread (nothing to do if that model is already loaded)."""
+        model_dir = self.resolve_model_dir(settings)
+        key = (model_dir, settings.device, settings.contextTokens)
+        with self._lock:
+            if key == self._loaded_key and self.state in ("loading", "ready"):
+                return
+            self._loaded_key = key
+            self.state, self.error = "loading", ""
+            self._ready.clear()
+        if model_dir is None:
+            self._fail("no model configured: set dgLsp.modelPath (or DG_LSP_MODEL) to a local model directory")
+            return
+        threading.Thread(target=self._load, args=(model_dir, settings, key), daemon=True, name="model-load").start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def _load(self, model_dir: Path, settings: Settings, key: tuple) -> None:
+        import torch
+
+        from ..engine.engine import Engine
+
+        device = settings.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.on_event(HostEvent("begin", f"loading {model_dir} on {device}"))
+        try:
+            if device == "cuda" and not torch.cuda.is_available():
+                raise DgLspError("dgLsp.device is cuda, but this machine has no CUDA GPU")
+            engine = Engine.from_directory(model_dir, device=device, progress=False,
+                                           context_tokens=settings.contextTokens)
+        except DgLspError as err:
+            self._fail(str(err), key)
+            return
+        except Exception as err:  # a model that breaks loading must not take the server down
+            log.exception("model load failed")
+            self._fail(f"{type(err).__name__}: {err}", key)
+            return
+        with self._lock:
+            if key != self._loaded_key:  # settings changed while loading: a newer load owns the state
+                return
+            self.engine, self.model_dir, self.device, self.state = engine, model_dir, device, "ready"
+            self._ready.set()
+        self.on_event(HostEvent("end", f"model ready: {model_dir.name} on {device}"))
+
+    def _fail(self, message: str, key: tuple | None = None) -> None:
+        with self._lock:
+            if key is not None and key != self._loaded_key:
+                return
+            self.state, self.error, self.engine = "failed", message, None
+            self._ready.set()
+        self.on_event(HostEvent("failed", message))

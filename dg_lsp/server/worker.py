@@ -1,0 +1,58 @@
+"""Model work runs on one thread, newest first.
+
+Every request belongs to a lane ("completion", "command"). A new job in a lane sets the
+cancel flag of the job before it, which the engine checks between denoising steps, so a
+fast typist never waits behind completions nobody will see. `$/cancelRequest` (an
+asyncio cancellation of the handler) sets the flag too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from ..errors import Cancelled
+
+T = TypeVar("T")
+
+
+class ModelWorker:
+    def __init__(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dg-model")
+        self._newest: dict[str, threading.Event] = {}
+        self.started = 0
+        self.cancelled = 0
+
+    async def run(self, lane: str, work: Callable[[Callable[[], bool]], T]) -> T:
+        """Run `work(is_cancelled)` on the model thread; raises `Cancelled` if superseded."""
+        flag = threading.Event()
+        if (previous := self._newest.get(lane)) is not None:
+            previous.set()
+        self._newest[lane] = flag
+        self.started += 1
+
+        def job() -> T:
+            if flag.is_set():  # superseded while queued: don't even start
+                raise Cancelled("superseded by a newer request")
+            return work(flag.is_set)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        except (asyncio.CancelledError, Cancelled):
+            flag.set()
+            self.cancelled += 1
+            raise
+        finally:
+            if self._newest.get(lane) is flag:
+                del self._newest[lane]
+
+    def cancel_all(self) -> None:
+        for flag in self._newest.values():
+            flag.set()
+
+    def shutdown(self) -> None:
+        self.cancel_all()
+        self._executor.shutdown(wait=False, cancel_futures=True)

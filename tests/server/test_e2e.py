@@ -1,0 +1,352 @@
+"""The language server end to end: a real client (pytest-lsp) talks to `dg-lsp serve` over stdio.
+
+The server runs a tiny checkpoint edited so that every canvas position predicts "x" (see
+`build_constant_model`): a fake model, so completions are predictable ("xxxx...").
+"""
+
+import ast
+import asyncio
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import client_capabilities, make_test_lsp_client
+
+from ..tiny_models import build_constant_model
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+DATA = Path(__file__).resolve().parent.parent / "data"
+EXTRA_ARGS: list[str] = []
+SETTINGS = {"dgLsp": {"steps": 4, "invokedSteps": 4, "candidates": 2, "maxCanvas": 32, "noSuchSetting": 1}}
+
+
+async def start_server(model_dir, settings=SETTINGS, spec="visual-studio-code"):
+    client = make_test_lsp_client()
+    await client.start_io(sys.executable, "-m", "dg_lsp", "serve", "--model", str(model_dir), "--device", "cpu", *EXTRA_ARGS)
+    client.init_result = await client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities(spec), initialization_options=settings)
+    )
+    return client
+
+
+async def status(client):
+    return await client.protocol.send_request_async("dg/status", None)
+
+
+async def wait_for_log(client, fragment, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(fragment in m.message for m in client.log_messages):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no log message with {fragment!r}: {[m.message for m in client.log_messages]}")
+
+
+@pytest.fixture(scope="module")
+def constant_model(tmp_path_factory):
+    pytest.importorskip("transformers")
+    return build_constant_model(tmp_path_factory.mktemp("constant"))
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def lsp(constant_model):
+    client = await start_server(constant_model)
+    await wait_for_log(client, "model ready")
+    yield client
+    await client.shutdown_session()
+    await client.stop()
+
+
+def open_doc(client, uri, text, language):
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)))
+
+
+def change(client, uri, version, start, end, text):
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(*start), types.Position(*end)), text=text)]))
+
+
+async def inline(client, uri, line, character, invoked=False):
+    kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+    return await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line, character),
+        context=types.InlineCompletionContext(trigger_kind=kind)))
+
+
+def xs(text):
+    """A completion of the constant model: a run of x, as long as the canvas the plan chose."""
+    return 16 <= len(text) <= 32 and set(text) == {"x"}
+
+
+async def command(client, params):
+    """Run a workspace command; its WorkspaceEdit comes back as plain dicts and lists."""
+    return plain(await client.workspace_execute_command_async(params))
+
+
+def plain(value):
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def line_of(text, needle):
+    return next(i for i, line in enumerate(text.splitlines()) if needle in line)
+
+
+async def test_capabilities(lsp):
+    caps = lsp.init_result.capabilities
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is not None and caps.code_action_provider
+    assert set(caps.execute_command_provider.commands) >= {"dg.rewriteSelection", "dg.fillDocstring", "dg.generateTest"}
+    sync = caps.text_document_sync
+    assert getattr(sync, "change", sync) == types.TextDocumentSyncKind.Incremental
+    assert caps.position_encoding in (None, types.PositionEncodingKind.Utf16)
+    # The unknown setting was reported, not fatal.
+    assert any("dgLsp.noSuchSetting" in m.message for m in lsp.log_messages)
+
+
+async def test_inline_completion_on_a_real_python_file(lsp):
+    text = Path(textwrap.__file__).read_text(encoding="utf-8")
+    uri = "file:///work/textwrap.py"
+    open_doc(lsp, uri, text, "python")
+    # Cut a real `return` statement back to `return ` and complete it, as if typing.
+    row = line_of(text, "return self._wrap_chunks(chunks)")
+    line = text.splitlines()[row]
+    column = line.index("return ") + len("return ")
+    change(lsp, uri, 2, (row, column), (row, len(line)), "")
+    result = await inline(lsp, uri, row, column)
+    assert len(result.items) == 1 and xs(result.items[0].insert_text)
+    item = result.items[0]
+    assert item.range.start == item.range.end == types.Position(row, column)
+
+
+async def test_inline_and_fallback_completion_on_a_real_typescript_file(lsp):
+    text = (DATA / "lru_cache.ts").read_text(encoding="utf-8")
+    uri = "file:///work/lru_cache.ts"
+    open_doc(lsp, uri, text, "typescript")
+    row = line_of(text, "const result = fn(arg);") + 1  # the empty line in the block
+    change(lsp, uri, 2, (row, 0), (row, 0), "    ")  # the editor indents the new line
+    result = await inline(lsp, uri, row, 4, invoked=True)
+    assert result.items and all(item.insert_text.strip("x") == "" for item in result.items)
+    completion = await lsp.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(row, 4)))
+    assert completion.items and completion.items[0].text_edit.new_text.startswith("x")
+
+
+async def test_typing_the_completion_is_served_without_the_model(lsp):
+    uri = "file:///work/typing.py"
+    open_doc(lsp, uri, "def f(a):\n    return \n", "python")
+    first = await inline(lsp, uri, 1, 11)
+    shown = first.items[0].insert_text
+    assert xs(shown)
+    before = await status(lsp)
+    change(lsp, uri, 2, (1, 11), (1, 11), "xx")
+    rest = await inline(lsp, uri, 1, 13)
+    assert [i.insert_text for i in rest.items] == [shown[2:]]
+    after = await status(lsp)
+    assert after.requests == before.requests  # no model call
+    assert after.cacheHits == before.cacheHits + 1
+
+
+async def test_a_burst_of_requests_answers_the_newest(lsp):
+    uri = "file:///work/burst.py"
+    open_doc(lsp, uri, "def g(b):\n    value = \n", "python")
+    before = await status(lsp)
+    started = time.perf_counter()
+    tasks = []
+    for i in range(50):
+        change(lsp, uri, 2 + i, (1, 12 + i), (1, 12 + i), "y")
+        tasks.append(asyncio.ensure_future(inline(lsp, uri, 1, 13 + i)))
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
+    answered = [r for r in results if not isinstance(r, Exception) and r.items]
+    # Only the newest request needs an answer; superseded ones come back empty or cancelled.
+    assert results[-1].items and results[-1].items[0].insert_text.startswith("x")
+    assert len(answered) < 25
+    # Superseded work is dropped, not queued: most of the 50 were cancelled.
+    after = await status(lsp)
+    assert after.cancelled - before.cancelled >= 40, (before, after)
+    assert time.perf_counter() - started < 30
+
+
+async def test_cancel_request(lsp):
+    uri = "file:///work/cancel.py"
+    open_doc(lsp, uri, "def h(c):\n    return \n", "python")
+    # Make invoked requests slow (the constant model never stops early), then cancel one.
+    lsp.workspace_did_change_configuration(types.DidChangeConfigurationParams({"dgLsp": {"invokedSteps": 256}}))
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(1, 11),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+    before = await status(lsp)
+    # pytest-lsp's send_request_async is a coroutine: schedule it so the request goes out now.
+    pending = asyncio.ensure_future(
+        lsp.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"))
+    await asyncio.sleep(0.3)  # the model is working on it now
+    started = time.perf_counter()
+    lsp.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+    with pytest.raises(JsonRpcException, match="cancel"):
+        await pending
+    assert time.perf_counter() - started < 0.5  # stopped between denoising steps, not at the end
+    assert (await status(lsp)).cancelled == before.cancelled + 1
+    lsp.workspace_did_change_configuration(types.DidChangeConfigurationParams({"dgLsp": {"invokedSteps": 4}}))
+    assert (await inline(lsp, uri, 1, 11)).items  # the server is still there
+
+
+async def test_commands_return_edits(lsp, tmp_path):
+    source = tmp_path / "geometry.py"
+    text = "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n"
+    source.write_text(text)
+    uri = source.as_uri()
+    open_doc(lsp, uri, text, "python")
+    doc_edit = await command(lsp,types.ExecuteCommandParams(
+        command="dg.fillDocstring", arguments=[{"uri": uri, "position": {"line": 4, "character": 8}}]))
+    edit = doc_edit["changes"][uri][0]
+    assert edit["newText"].startswith('    """') and edit["newText"].endswith('"""\n')
+    assert edit["range"]["start"] == {"line": 4, "character": 0}
+
+    rewrite = await command(lsp,types.ExecuteCommandParams(
+        command="dg.rewriteSelection",
+        arguments=[{"uri": uri, "range": {"start": {"line": 4, "character": 11},
+                                          "end": {"line": 4, "character": 32}},
+                    "instruction": "use a local variable"}]))
+    assert rewrite["changes"][uri][0]["range"]["start"] == {"line": 4, "character": 11}
+
+    test_edit = await command(lsp,types.ExecuteCommandParams(
+        command="dg.generateTest", arguments=[{"uri": uri, "position": {"line": 3, "character": 5}}]))
+    create, insert = test_edit["documentChanges"]
+    assert create["kind"] == "create" and create["uri"].endswith("/test_geometry.py")
+    assert "def test_area():" in insert["edits"][0]["newText"]
+    assert not (tmp_path / "test_geometry.py").exists()  # the editor applies edits, not the server
+
+    actions = await lsp.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        range=types.Range(types.Position(4, 4), types.Position(4, 20)),
+        context=types.CodeActionContext(diagnostics=[])))
+    # lsprotocol's client-side union hook reads any object with a "command" field as a Command,
+    # so the CodeAction's own command arrives as the text of a dict: read it back from there.
+    commands = {ast.literal_eval(a.command)["command"] for a in actions}
+    assert commands == {"dg.rewriteSelection", "dg.fillDocstring", "dg.generateTest"}
+
+
+@pytest.mark.parametrize(
+    "uri, line, character, message",
+    [
+        ("file:///work/never-opened.py", 0, 0, "unknown document"),
+        ("file:///work/bad-positions.py", 99, 0, "line 99"),
+        ("file:///work/bad-positions.py", 0, 500, "character 500"),
+    ],
+)
+async def test_bad_positions_and_uris_get_errors(lsp, uri, line, character, message):
+    open_doc(lsp, "file:///work/bad-positions.py", "x = 1\n", "python")
+    with pytest.raises(JsonRpcException, match=message):
+        await inline(lsp, uri, line, character)
+    assert (await inline(lsp, "file:///work/bad-positions.py", 0, 5)) is not None
+
+
+async def test_utf16_positions_with_emoji_and_cjk(lsp):
+    uri = "file:///work/unicode.py"
+    text = 'greeting = "😀 你好"\nname = \n'
+    open_doc(lsp, uri, text, "python")
+    # After the emoji (2 UTF-16 units) and two CJK characters: column 18 in UTF-16.
+    change(lsp, uri, 2, (0, 18), (0, 18), "!")
+    result = await inline(lsp, uri, 1, 7)
+    assert result.items[0].range.start == types.Position(1, 7)
+    with pytest.raises(JsonRpcException, match="surrogate"):
+        await inline(lsp, uri, 0, 13)  # the middle of the emoji
+
+
+async def test_huge_and_odd_files_keep_the_server_up(lsp):
+    huge = "x = 1\n" * 900_000  # about 5 MB
+    open_doc(lsp, "file:///work/huge.py", huge, "python")
+    result = await inline(lsp, "file:///work/huge.py", 900_000, 0)
+    assert result is not None
+    open_doc(lsp, "file:///work/notes.unknownlang", "some notes\n", "unknownlang")
+    assert await inline(lsp, "file:///work/notes.unknownlang", 0, 10) is not None
+
+
+async def test_malformed_json_rpc_is_survived(constant_model):
+    client = await start_server(constant_model)
+    try:
+        stdin = client._server.stdin
+        for body in (b"{not json", b'{"jsonrpc": "2.0", "id": 99, "method": "textDocument/inlineCompletion", "params": 3}'):
+            stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        stdin.write("Content-Length: 5\r\n\r\n\xff\xfe\xfd\xfc\xfb".encode("latin-1"))  # invalid UTF-8
+        await stdin.drain()
+        await wait_for_log(client, "model ready")
+        open_doc(client, "file:///work/after.py", "def f():\n    return \n", "python")
+        result = await inline(client, "file:///work/after.py", 1, 11)
+        assert xs(result.items[0].insert_text)
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_a_broken_model_is_reported_and_the_server_stays_up(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    client = await start_server(tmp_path)
+    try:
+        await wait_for_log(client, "not loaded")
+        assert any("model_type 'llama' is not supported" in m.message for m in client.messages)
+        open_doc(client, "file:///work/a.py", "a = \n", "python")
+        result = await inline(client, "file:///work/a.py", 0, 4)
+        assert not result.items
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_the_server_answers_while_the_model_loads(constant_model):
+    client = await start_server(constant_model)
+    try:
+        open_doc(client, "file:///work/early.py", "a = \n", "python")
+        first = await status(client)
+        result = await inline(client, "file:///work/early.py", 0, 4)
+        assert result is not None
+        if first.state == "loading":
+            assert not result.items
+        await wait_for_log(client, "model ready")
+        assert (await status(client)).state == "ready"
+        assert any(token for token in client.progress_reports)  # work-done progress was reported
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_tcp_mode_listens_on_loopback(constant_model):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dg_lsp", "serve", "--tcp", str(port), "--model", str(constant_model), "--log-level", "ERROR",
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                           "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
+        writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        header = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        length = int(header.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        reply = json.loads(await reader.readexactly(length))
+        assert reply["id"] == 1 and "inlineCompletionProvider" in reply["result"]["capabilities"]
+        writer.close()
+    finally:
+        server.kill()
+        await server.wait()
