@@ -1,0 +1,103 @@
+"""Docstring placement and test placement per language, without a model."""
+
+import pytest
+
+from dg_lsp.context.document import Document
+from dg_lsp.server.definitions import DocStyle, enclosing_definition
+from dg_lsp.server.test_layout import for_definition
+
+SOURCES = {
+    "python": ("math_utils.py", "import math\n\n\nclass Shapes:\n    def area(self, r):\n        return math.pi * r * r\n", "return"),
+    "typescript": ("cart.ts", "export function total(items: number[]): number {\n  return items.reduce((a, b) => a + b, 0);\n}\n", "reduce"),
+    "rust": ("lib.rs", "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n", "a + b"),
+    "go": ("calc.go", "package calc\n\nfunc Add(a int, b int) int {\n\treturn a + b\n}\n", "return"),
+    "lua": ("strings.lua", "local M = {}\n\nfunction M.trim(s)\n  return (s:gsub('^%s+', ''))\nend\n\nreturn M\n", "gsub"),
+}
+
+
+def definition_at(language, tmp_path):
+    name, text, needle = SOURCES[language]
+    doc = Document((tmp_path / name).as_uri(), language, text)
+    return doc, enclosing_definition(doc, text.index(needle))
+
+
+@pytest.mark.parametrize(
+    "language, name, docstring_line, opening",
+    [
+        ("python", "area", 5, '        """'),
+        ("typescript", "total", 0, "/**\n * "),
+        ("rust", "add", 0, "/// "),
+        ("go", "Add", 2, "// "),
+        ("lua", "M.trim", 2, "--- "),
+    ],
+)
+def test_the_function_at_the_cursor_and_where_its_doc_goes(tmp_path, language, name, docstring_line, opening):
+    doc, definition = definition_at(language, tmp_path)
+    assert definition is not None and definition.name == name
+    assert doc.line_of(definition.docstring_offset) == docstring_line
+    assert definition.docstring_style().opening == opening
+
+
+def test_no_function_outside_one(tmp_path):
+    doc = Document("file:///x.py", "python", "import os\nx = 1\n")
+    assert enclosing_definition(doc, 3) is None
+    assert enclosing_definition(Document("file:///x.txt", "plaintext", "def f(): pass\n"), 3) is None
+
+
+def test_doc_comment_rendering():
+    python = DocStyle('    """', '"""\n', "    ", '"""')
+    assert python.render('Area of a circle.\n\n    Args:\n        r: radius\n    """ trailing') == (
+        '    """Area of a circle.\n\n    Args:\n        r: radius"""\n')
+    rust = DocStyle("/// ", "\n", "/// ", "\n\n")
+    assert rust.render("Adds two numbers.\n/// Wraps on overflow.\n\nfn other()") == (
+        "/// Adds two numbers.\n/// Wraps on overflow.\n")
+    assert rust.render("   ") == "/// TODO: describe.\n"
+
+
+def test_python_tests_go_to_the_tests_folder(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pkg").mkdir()
+    name, text, needle = SOURCES["python"]
+    doc = Document((tmp_path / "pkg" / name).as_uri(), "python", text)
+    layout = for_definition(doc, enclosing_definition(doc, text.index(needle)), tmp_path / "pkg" / name)
+    assert layout.target_uri == (tmp_path / "tests" / "test_math_utils.py").as_uri() and layout.create
+    assert layout.prefix.endswith("def test_area():\n    ")
+    edit = layout.edit("shapes = Shapes()\n    assert shapes.area(1) == math.pi")
+    create, change = edit.document_changes
+    assert create.kind == "create"
+    assert change.edits[0].new_text.endswith("    assert shapes.area(1) == math.pi\n")
+
+
+def test_existing_test_file_is_appended_to(tmp_path):
+    target = tmp_path / "test_math_utils.py"
+    target.write_text("from math_utils import Shapes\n\n\ndef test_old():\n    assert True\n")
+    name, text, needle = SOURCES["python"]
+    doc = Document((tmp_path / name).as_uri(), "python", text)
+    layout = for_definition(doc, enclosing_definition(doc, text.index(needle)), tmp_path / name)
+    assert not layout.create and layout.existing.startswith("from math_utils")
+    (change,) = layout.edit("assert True").document_changes
+    assert change.edits[0].range.start.line == 5  # after the last line
+
+
+@pytest.mark.parametrize(
+    "language, target, head",
+    [
+        ("go", "calc_test.go", 'package calc\n\nimport "testing"\n\nfunc TestAdd(t *testing.T) {\n\t'),
+        ("typescript", "cart.test.ts", 'import { total } from "./cart";\n\ntest("total", () => {\n  '),
+        ("lua", "strings_spec.lua", 'local strings = require("strings")\n\ndescribe("M.trim"'),
+    ],
+)
+def test_test_files_follow_each_language(tmp_path, language, target, head):
+    doc, definition = definition_at(language, tmp_path)
+    layout = for_definition(doc, definition, tmp_path / SOURCES[language][0])
+    assert layout.target_uri.endswith("/" + target)
+    assert layout.scaffold_head.startswith(head)
+    assert SOURCES[language][1].splitlines()[-2] in layout.context or "end" in layout.context
+
+
+def test_rust_tests_go_into_the_same_file(tmp_path):
+    doc, definition = definition_at("rust", tmp_path)
+    layout = for_definition(doc, definition, tmp_path / "lib.rs")
+    assert layout.target_uri == doc.uri and not layout.create
+    assert "#[cfg(test)]\nmod tests {\n    use super::*;" in layout.scaffold_head
+    assert layout.scaffold_head.endswith("fn add_works() {\n        ")
