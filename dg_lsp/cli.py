@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="overrides dgLsp.device")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
+    train = commands.add_parser("train", help="train the default model (see dg_lsp/train/loop.py)")
+    from .train.settings import add_arguments as add_train_arguments
+    add_train_arguments(train)
+
     infill = commands.add_parser("infill", help="print the completion at a cursor position in a file")
     infill.add_argument("--model", required=True, type=Path, help="local Hugging Face model directory")
     infill.add_argument("--file", required=True, type=Path, help="source file to complete")
@@ -49,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_infill(args)
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "train":
+            from .train.loop import run as run_train
+
+            return run_train(args)
     except DgLspError as err:
         print(f"dg-lsp: error: {err}", file=sys.stderr)
         return 2

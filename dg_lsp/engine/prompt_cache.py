@@ -26,6 +26,7 @@ class PromptCache:
         self.entries: list[KVCache] = []  # most recently used last
         self.tokens_encoded = 0  # running total, for tests and benchmarks
 
+    @torch.inference_mode()
     def prepare(self, prompt: list[int], cancel: Callable[[], bool] | None = None) -> tuple[KVCache, int]:
         """A cache holding exactly `prompt`, and how many tokens had to be encoded for it."""
         if not prompt:

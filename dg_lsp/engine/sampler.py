@@ -143,6 +143,7 @@ def denoise_step(
 # -- one canvas ----------------------------------------------------------------------------
 
 
+@torch.inference_mode()
 def denoise_canvas(
     model: DiffusionGemma,
     cache: KVCache,
@@ -207,6 +208,7 @@ def _all_equal(history: deque, current: torch.Tensor, needed: int) -> torch.Tens
 # -- a whole generation --------------------------------------------------------------------
 
 
+@torch.inference_mode()
 def generate(
     model: DiffusionGemma,
     cache: KVCache,

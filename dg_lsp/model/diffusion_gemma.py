@@ -7,7 +7,8 @@
   logits, and returns the canvas logits.
 
 Both modes share every weight except the per-layer output scalars. This module only does
-forward passes: sampling lives in `dg_lsp.engine`, loading in `dg_lsp.model.loader`.
+forward passes (differentiable, for training; inference callers run them under
+`torch.inference_mode`): sampling lives in `dg_lsp.engine`, loading in `dg_lsp.model.loader`.
 Numeric primitives come from `ops`, so they can be replaced by kernels.
 
 Shapes: B batch, T new tokens, C canvas length, S cached positions, H hidden size,
@@ -223,7 +224,6 @@ class DiffusionGemma(nn.Module):
 
     # -- the two modes ---------------------------------------------------------------
 
-    @torch.no_grad()
     def encode(self, input_ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """input_ids: [B, T] at positions [cache.length, cache.length + T).
         Writes their KV into `cache` and returns the final-normed hidden states [B, T, H]."""
@@ -233,7 +233,6 @@ class DiffusionGemma(nn.Module):
         cache.commit(input_ids)
         return self.norm(x)
 
-    @torch.no_grad()
     def denoise(self, canvas: torch.Tensor, cache: KVCache, self_cond_logits: torch.Tensor | None = None) -> torch.Tensor:
         """canvas: [B, C] placed right after the cached prompt; self_cond_logits: [B, C, V] from the
         previous step or None at the first. Returns float32 logits [B, C, V]. The cache is not changed;

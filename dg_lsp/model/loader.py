@@ -92,7 +92,7 @@ def load_model(
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state = _read_weights(shards, expected, device, dtype, progress)
     model.load_state_dict(state, assign=True, strict=True)
-    model.to(device).eval()
+    model.to(device).eval().requires_grad_(False)  # loaded for inference; training builds its own
     return LoadedModel(model, config, defaults, tokenizer, directory, device, dtype, tokenizer_config)
 
 

@@ -1,0 +1,201 @@
+"""`dg-lsp train`: train the default model on a corpus, resumably, with progress.
+
+    dg-lsp train --corpus /tmp/dg-corpus --tokenizer /tmp/dg-corpus/tokenizer.json \\
+        --out runs/cpu --preset cpu --minutes 90 --export dg_lsp/models/default
+
+A GPU run is the same command with `--preset gpu --device cuda` (and more steps).
+Checkpoints are safetensors (model and optimizer state) plus a JSON file with the step,
+the settings and the random state; `--out` resumes from them when they exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
+from tqdm import tqdm
+
+from ..model.config import parse_config
+from ..model.diffusion_gemma import DiffusionGemma
+from .corpus import iter_documents
+from .data import FimSampler, TokenStream, newline_token_ids
+from .export import export_model
+from .objectives import losses
+from .presets import model_config
+from .settings import TrainSettings
+
+
+def init_weights(model: DiffusionGemma, std: float = 0.02) -> None:
+    """Normal init for matrices and embeddings; norms and layer scalars stay at one."""
+    for name, param in model.named_parameters():
+        if param.dim() >= 2:
+            torch.nn.init.normal_(param, std=std)
+
+
+def lr_at(step: int, settings: TrainSettings) -> float:
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    progress = min(1.0, (step - settings.warmup) / max(1, settings.steps - settings.warmup))
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Trainer:
+    def __init__(self, corpus: Path, tokenizer_path: Path, out: Path, settings: TrainSettings):
+        self.out, self.settings, self.tokenizer_path = Path(out), settings, Path(tokenizer_path)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(settings.seed)
+        self.config = model_config(settings.preset, canvas_length=max(settings.canvas_lens))
+        self.model = DiffusionGemma(parse_config(self.config)).to(settings.device)
+        init_weights(self.model)
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        rest = [p for p in self.model.parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": settings.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+            lr=settings.lr, betas=(0.9, 0.95))
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        newlines = newline_token_ids(tokenizer)
+        documents = [d["text"] for d in iter_documents(Path(corpus) / "train.jsonl")]
+        random.Random(settings.seed).shuffle(documents)  # the corpus file is grouped by source
+        train = TokenStream.from_texts(documents, tokenizer, max_tokens=settings.max_train_tokens)
+        del documents
+        held = (d["text"] for d in iter_documents(Path(corpus) / "heldout.jsonl"))
+        heldout = TokenStream.from_texts(held, tokenizer, max_tokens=500_000)
+        self.train_batches = FimSampler(train, newlines, settings.prompt_len, settings.canvas_lens, settings.seed)
+        self.eval_sampler = FimSampler(heldout, newlines, settings.prompt_len, settings.canvas_lens, seed=1234)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.step = 0
+        self.history: list[dict] = []
+        self.train_tokens = len(train.ids)
+        self._resume()
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        meta_path = self.out / "checkpoint.json"
+        if not meta_path.is_file():
+            return
+        meta = json.loads(meta_path.read_text())
+        self.model.load_state_dict(load_file(self.out / "model.safetensors", device=self.settings.device))
+        flat = load_file(self.out / "optimizer.safetensors", device=self.settings.device)
+        state = self.optimizer.state_dict()
+        for index, param_state in meta["optimizer_state_keys"].items():
+            state["state"][int(index)] = {key: flat[f"{index}.{key}"] for key in param_state}
+        self.optimizer.load_state_dict(state)
+        self.step, self.history = meta["step"], meta["history"]
+        self.generator.set_state(torch.tensor(meta["generator_state"], dtype=torch.uint8))
+        self.train_batches.rng.setstate(_tuple_state(meta["sampler_state"]))
+        print(f"resumed from step {self.step}")
+
+    def save(self) -> None:
+        save_file({k: v.detach().contiguous() for k, v in self.model.state_dict().items()},
+                  self.out / "model.safetensors")
+        flat, keys = {}, {}
+        for index, param_state in self.optimizer.state_dict()["state"].items():
+            keys[str(index)] = list(param_state)
+            for key, value in param_state.items():
+                flat[f"{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+        save_file(flat, self.out / "optimizer.safetensors")
+        meta = {"step": self.step, "history": self.history, "settings": asdict(self.settings),
+                "config": self.config, "optimizer_state_keys": keys,
+                "generator_state": self.generator.get_state().tolist(),
+                "sampler_state": self.train_batches.rng.getstate()}
+        (self.out / "checkpoint.json").write_text(json.dumps(meta))
+
+    # -- training ---------------------------------------------------------------------------
+
+    def train(self) -> None:
+        s = self.settings
+        deadline = time.monotonic() + s.minutes * 60 if s.minutes else None
+        batches = self.train_batches.batches(s.batch_size)
+        bar = tqdm(total=s.steps, initial=self.step, desc="training", unit="step")
+        self.model.train()
+        started = time.monotonic()
+        while self.step < s.steps and (deadline is None or time.monotonic() < deadline):
+            batch = next(batches)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.step, s)
+            ar, diffusion = losses(self.model, _to(batch, s.device), self.generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            (ar + diffusion).backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(ar=f"{ar.item():.3f}", diffusion=f"{diffusion.item():.3f}")
+            if self.step % s.eval_every == 0 or self.step == s.steps:
+                self.history.append({"step": self.step, "train_ar": ar.item(), "train_diffusion": diffusion.item(),
+                                     **self.evaluate(), "seconds": time.monotonic() - started})
+                tqdm.write(json.dumps(self.history[-1]))
+            if self.step % s.checkpoint_every == 0:
+                self.save()
+        bar.close()
+        self.save()
+
+    @torch.no_grad()
+    def evaluate(self, batches: int = 4) -> dict[str, float]:
+        self.model.eval()
+        generator = torch.Generator().manual_seed(0)
+        sums = [0.0, 0.0]
+        sampler_state = self.eval_sampler.rng.getstate()
+        stream = self.eval_sampler.batches(self.settings.batch_size)
+        for _ in range(batches):
+            ar, diffusion = losses(self.model, _to(next(stream), self.settings.device), generator)
+            sums[0] += ar.item()
+            sums[1] += diffusion.item()
+        self.eval_sampler.rng.setstate(sampler_state)  # the same held-out batches every time
+        self.model.train()
+        return {"heldout_ar": sums[0] / batches, "heldout_diffusion": sums[1] / batches}
+
+    def export(self, out_dir: Path) -> Path:
+        card = model_card(self)
+        return export_model(self.model, self.config, self.tokenizer_path, out_dir, extra_files={"README.md": card})
+
+
+def model_card(trainer: Trainer) -> str:
+    s = trainer.settings
+    params = sum(p.numel() for p in trainer.model.parameters())
+    last = trainer.history[-1] if trainer.history else {}
+    return (
+        "# dg-lsp default model\n\n"
+        f"A {params / 1e6:.1f}M-parameter DiffusionGemma-architecture code model (preset `{s.preset}`), "
+        "trained by `dg-lsp train` with the causal encoder's next-token loss and the canvas decoder's "
+        "uniform-re-noising denoising loss (self-conditioned half the time) on fill-in-the-middle "
+        "examples in SPM order.\n\n"
+        f"- Training: {trainer.step} steps of {s.batch_size} examples "
+        f"(prompt {s.prompt_len} tokens, canvases {list(s.canvas_lens)}), on `{s.device}`; "
+        f"{last.get('seconds', 0) / 60:.0f} minutes.\n"
+        f"- Corpus: {trainer.train_tokens / 1e6:.1f}M training tokens of the code on the build machine "
+        "(see the corpus manifest); held out by package.\n"
+        f"- Last held-out losses: next-token {last.get('heldout_ar', float('nan')):.3f}, "
+        f"denoising {last.get('heldout_diffusion', float('nan')):.3f}.\n"
+        "- Quality and speed: see `benchmarks/quality.py` and the README's table.\n"
+    )
+
+
+def _to(batch, device):
+    return type(batch)(batch.prompt.to(device), batch.target.to(device))
+
+
+def _tuple_state(state):
+    """random.Random state from JSON (lists back to tuples)."""
+    return tuple(tuple(x) if isinstance(x, list) else x for x in state)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = TrainSettings(preset=args.preset, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+                             prompt_len=args.prompt_len, lr=args.lr, device=args.device,
+                             max_train_tokens=args.max_train_tokens)
+    random.seed(settings.seed)
+    trainer = Trainer(args.corpus, args.tokenizer, args.out, settings)
+    trainer.train()
+    if args.export:
+        print(f"exported to {trainer.export(args.export)}")
+    return 0

@@ -1,0 +1,51 @@
+"""The two training objectives the architecture uses, on one batch, sharing one encoder pass.
+
+- Next-token loss for the causal encoder over `prompt + target`: the same weights can then
+  decode autoregressively (the middle follows the SPM prompt directly).
+- Denoising loss for the canvas decoder: each target token is replaced by a uniformly random
+  token with probability t ~ U(0, 1) (uniform re-noising, no mask token), and the decoder,
+  reading the prompt's KV, predicts the clean canvas. Half the time it is self-conditioned on
+  its own first guess (temperature-scaled like the sampler's), computed without gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..model.diffusion_gemma import DiffusionGemma
+from .data import PAD, Batch
+
+PAD_WEIGHT = 0.1  # padding after <eos> still teaches "nothing more", but counts less
+
+
+def losses(model: DiffusionGemma, batch: Batch, generator: torch.Generator, self_cond_share: float = 0.5,
+           ar_context: int = 64):
+    """(next-token loss, denoising loss). The next-token loss covers the target and the last
+    `ar_context` prompt tokens: the vocabulary projection is the costliest part on a CPU."""
+    prompt, target = batch.prompt, batch.target  # [B, P], [B, C]
+    b, p = prompt.shape
+    sequence = torch.cat([prompt, target], dim=1)
+
+    cache = model.new_cache(batch_size=b, capacity=sequence.shape[1])
+    hidden = model.encode(sequence, cache)  # [B, P + C, H]
+    first = max(0, p - ar_context)
+    logits = model.logits(hidden[:, first:-1])  # predicts sequence[:, first + 1:]
+    next_tokens = sequence[:, first + 1 :]
+    weights = (next_tokens != PAD).float()
+    ar = (F.cross_entropy(logits.transpose(1, 2), next_tokens, reduction="none") * weights).sum() / weights.sum()
+
+    cache.truncate(p)  # the decoder reads the prompt only (causal: its KV ignores the target)
+    noise_level = torch.rand(b, 1, generator=generator)
+    noised = torch.where(torch.rand(target.shape, generator=generator) < noise_level,
+                         torch.randint(0, model.config.vocab_size, target.shape, generator=generator), target)
+    self_cond = None
+    if torch.rand(1, generator=generator).item() < self_cond_share:
+        with torch.no_grad():
+            temperature = 0.4 + 0.4 * torch.rand(1, generator=generator).item()
+            self_cond = model.denoise(noised, cache) / temperature
+    canvas_logits = model.denoise(noised, cache, self_cond)
+    token_weights = torch.where(target == PAD, PAD_WEIGHT, 1.0)
+    per_token = F.cross_entropy(canvas_logits.transpose(1, 2), target, reduction="none")
+    diffusion = (per_token * token_weights).sum() / token_weights.sum()
+    return ar, diffusion

@@ -1,0 +1,42 @@
+"""Training settings and their command-line flags (kept free of heavy imports, so building
+the `dg-lsp` argument parser stays instant)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class TrainSettings:
+    preset: str = "cpu"
+    steps: int = 20_000
+    minutes: float | None = None  # stop after this much wall time (checkpoint and export first)
+    batch_size: int = 16
+    prompt_len: int = 256
+    canvas_lens: tuple[int, ...] = (16, 32, 64)
+    lr: float = 2e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    max_train_tokens: int = 30_000_000
+    checkpoint_every: int = 200
+    eval_every: int = 200
+    seed: int = 0
+    device: str = "cpu"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainSettings()
+    parser.add_argument("--corpus", type=Path, required=True, help="folder with train.jsonl and heldout.jsonl")
+    parser.add_argument("--tokenizer", type=Path, required=True, help="tokenizer.json")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints; resumed if present)")
+    parser.add_argument("--preset", default=defaults.preset, choices=["test", "cpu", "gpu"])
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this much time")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--prompt-len", type=int, default=defaults.prompt_len)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--device", default=defaults.device)
+    parser.add_argument("--max-train-tokens", type=int, default=defaults.max_train_tokens)
+    parser.add_argument("--export", type=Path, default=None, help="write the model directory here at the end")
