@@ -1,0 +1,107 @@
+"""Greedy left-to-right decoding of a DiffusionGemma checkpoint: the baseline for diffusion.
+
+The model's causal encoder is a language model: `encode` writes the KV cache and returns the
+final-normed hidden states, and `logits` turns the last one into next-token logits. So the
+same weights can complete a FIM prompt one token at a time, which is what block diffusion is
+measured against (same prompt, same weights, same stop tokens).
+
+The ladder: `prefill` (the prompt into a fresh KV cache, the first token's logits) ->
+`decode_one_token` (one token through the encoder, the next logits) -> `generate_autoregressive`
+(the loop, with timings) -> `decode_autoregressive`, the `AutoregressiveDecoder` protocol the
+benchmark is written against.
+
+The prompt is exactly the one `Engine.infill` builds for the same prefix and suffix (the
+engine's context budget applied, then `prompt_format.build`), so differences between the two
+decodings are the decoding's. Decoding stops at any id of `engine.defaults.stop_token_ids`
+(not part of the output) or after `max_new_tokens` tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+if TYPE_CHECKING:
+    from ..engine.engine import Engine
+    from ..model.diffusion_gemma import DiffusionGemma
+    from ..model.kv_cache import KVCache
+
+
+class AutoregressiveDecoder(Protocol):
+    def __call__(self, engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> tuple[str, dict[str, float]]:
+        """Complete the gap between `prefix` and `suffix`; returns (text, timings_ms)."""
+        ...
+
+
+@dataclass
+class AutoregressiveResult:
+    text: str
+    token_ids: list[int]  # generated, stop token excluded
+    stopped: bool  # a stop token ended it (rather than max_new_tokens)
+    prompt_tokens: int
+    # tokenize, encode (the prompt), decode (every generated token), per_token, total
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def prefill(model: DiffusionGemma, prompt: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """prompt: [1, T] into the empty `cache`; returns the next-token logits [1, V]."""
+    hidden = model.encode(prompt, cache)  # [1, T, H]
+    return model.logits(hidden[:, -1])
+
+
+def decode_one_token(model: DiffusionGemma, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """token: [1, 1] appended to `cache`; returns the next-token logits [1, V]."""
+    hidden = model.encode(token, cache)  # [1, 1, H]
+    return model.logits(hidden[:, -1])
+
+
+def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> AutoregressiveResult:
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    model, device = engine.model, engine.device
+    stops = set(engine.defaults.stop_token_ids)
+    start = time.perf_counter()
+    # The engine's own context fitting, so both decodings see the same prompt.
+    prompt = engine.prompt_format.build(*engine._fit_context(prefix, suffix))
+    ids = torch.tensor([prompt], dtype=torch.long, device=device)  # [1, T]
+    generated: list[int] = []
+    stopped = False
+    with torch.inference_mode():
+        cache = model.new_cache(batch_size=1, capacity=len(prompt) + max_new_tokens)
+        t0 = _now(device)
+        logits = prefill(model, ids, cache)  # [1, V]
+        t1 = _now(device)
+        while True:
+            token = int(logits.argmax(dim=-1))  # one sync per token, needed to test for a stop anyway
+            if token in stops:
+                stopped = True
+                break
+            generated.append(token)
+            if len(generated) >= max_new_tokens:
+                break
+            logits = decode_one_token(model, torch.tensor([[token]], dtype=torch.long, device=device), cache)
+        t2 = _now(device)
+    text = engine.prompt_format.decode(generated)
+    timings = {
+        "tokenize": (t0 - start) * 1e3,
+        "encode": (t1 - t0) * 1e3,
+        "decode": (t2 - t1) * 1e3,
+        "per_token": (t2 - t1) * 1e3 / max(1, len(generated)),
+        "total": (time.perf_counter() - start) * 1e3,
+    }
+    return AutoregressiveResult(text, generated, stopped, len(prompt), timings)
+
+
+def decode_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> tuple[str, dict[str, float]]:
+    """Greedy decoding through the causal encoder (an `AutoregressiveDecoder`)."""
+    result = generate_autoregressive(engine, prefix, suffix, max_new_tokens)
+    return result.text, result.timings_ms
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()

@@ -1,0 +1,64 @@
+"""Greedy decoding through the causal encoder, on a tiny random checkpoint."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from dg_lsp.engine.engine import Engine
+from dg_lsp.evaluation.autoregressive import decode_autoregressive, generate_autoregressive
+
+PREFIX = "def fibonacci(n: int) -> int:\n    a, b = 0, 1\n    for _ in range(n):\n        "
+SUFFIX = "\n    return a\n"
+
+
+@pytest.fixture(scope="module")
+def engine(dense_dir):
+    return Engine.from_directory(dense_dir, progress=False)
+
+
+@pytest.fixture
+def no_stops(engine):
+    """Random weights may emit a stop token at any time: take them away for exact lengths."""
+    saved = engine.defaults
+    engine.defaults = dataclasses.replace(saved, stop_token_ids=())
+    yield engine
+    engine.defaults = saved
+
+
+def test_it_stops_at_max_new_tokens(no_stops):
+    for budget in (1, 5, 12):
+        result = generate_autoregressive(no_stops, PREFIX, SUFFIX, budget)
+        assert len(result.token_ids) == budget and not result.stopped
+        assert result.text == no_stops.prompt_format.decode(result.token_ids)
+
+
+def test_tokens_are_the_greedy_choice_of_the_whole_sequence(no_stops):
+    """Decoding one token at a time with the KV cache gives the argmax that encoding the prompt
+    and the generated tokens in one pass gives at every position."""
+    result = generate_autoregressive(no_stops, PREFIX, SUFFIX, 8)
+    prompt = no_stops.prompt_format.build(PREFIX, SUFFIX)
+    assert result.prompt_tokens == len(prompt)
+    ids = torch.tensor([prompt + result.token_ids[:-1]])
+    model = no_stops.model
+    with torch.inference_mode():
+        hidden = model.encode(ids, model.new_cache(capacity=ids.shape[1]))
+        greedy = model.logits(hidden)[0, len(prompt) - 1 :].argmax(-1).tolist()
+    assert greedy == result.token_ids
+
+
+def test_it_stops_at_a_stop_token_and_leaves_it_out(engine, no_stops):
+    first = generate_autoregressive(no_stops, PREFIX, SUFFIX, 6).token_ids
+    engine.defaults = dataclasses.replace(engine.defaults, stop_token_ids=(first[2],))
+    result = generate_autoregressive(engine, PREFIX, SUFFIX, 6)
+    cut = first.index(first[2])
+    assert result.stopped and result.token_ids == first[:cut]
+
+
+def test_the_protocol_returns_text_and_timings(engine):
+    text, timings = decode_autoregressive(engine, PREFIX, SUFFIX, 4)
+    assert isinstance(text, str)
+    assert set(timings) == {"tokenize", "encode", "decode", "per_token", "total"}
+    assert all(v >= 0 for v in timings.values()) and timings["total"] >= timings["decode"]
+    with pytest.raises(ValueError):
+        decode_autoregressive(engine, PREFIX, SUFFIX, 0)

@@ -1,0 +1,58 @@
+"""benchmarks/quality.py end to end on a tiny random model (plumbing only: pass@1 is 0)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dg_lsp.evaluation import humaneval
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_postprocessing_is_minimal(quality):
+    assert quality.first_line_with_break("    return x\n    more\n") == "    return x\n"
+    assert quality.first_line_with_break("    return x") == "    return x\n"
+    assert quality.first_line("x = 1\ny = 2") == "x = 1"
+    assert quality.as_is("a\nb") == "a\nb"
+
+
+def test_a_missing_model_is_a_clear_error(quality, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        quality.parse_args(["--model", str(tmp_path / "none")])
+    assert exit_.value.code == 2 and "no model at" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (humaneval.default_data_dir() / humaneval.SETS["single-line"][0]).is_file(),
+                    reason="the shared HumanEval-Infilling data is not beside the repository")
+def test_a_small_run_writes_a_record(quality, dense_dir, tmp_path, capsys):
+    corpus = tmp_path / "heldout.jsonl"
+    corpus.write_text(json.dumps({"text": "def f(x):\n    return x * 2 + 1\n", "language": "python", "path": "f.py"}) + "\n")
+    record = quality.main(["--model", str(dense_dir), "--limit", "2", "--sets", "single-line,heldout",
+                           "--heldout", str(corpus), "--steps", "2", "--canvas-single", "16", "--warmup", "0",
+                           "--out", str(tmp_path / "results")])
+    single = record["results"]["single-line"]
+    assert single["diffusion"]["n"] == single["autoregressive"]["n"] == 2
+    assert single["diffusion"]["tokens"] <= 2 * 16 and single["autoregressive"]["tokens"] <= 2 * 16
+    assert set(single["comparison"]) == {"quality_gap_points", "relative_quality_gap", "speed_ratio_tokens_per_s",
+                                         "latency_ratio"}
+    assert record["results"]["heldout"]["diffusion"]["n"] == 1
+    assert record["model"]["parameters"] > 0 and record["settings"]["steps"] == 2
+    [written] = (tmp_path / "results").glob("quality-cpu-*.json")
+    assert json.loads(written.read_text())["results"] == json.loads(json.dumps(record["results"]))
+    out = capsys.readouterr().out
+    assert "| set | decoding |" in out and json.loads(out.strip().splitlines()[-1])["benchmark"] == "quality"
