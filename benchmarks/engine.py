@@ -49,10 +49,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +66,8 @@ from transformers.cache_utils import DynamicCache
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_records import device_description, git_state, write_record  # noqa: E402
 
 from dg_lsp.engine.prompt_cache import PromptCache  # noqa: E402
 from dg_lsp.engine.sampler import DenoiseSettings, generate  # noqa: E402
@@ -372,36 +371,6 @@ def measure_prompt_cache(ours, prompt_ids: list[int], args, device, bar) -> dict
 # -- reporting -----------------------------------------------------------------------------
 
 
-def _git(*argv: str) -> str | None:
-    try:
-        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def git_state() -> tuple[str, bool | None]:
-    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    status = _git("status", "--porcelain")
-    if status is None:
-        return commit, None
-    # Result files written by this benchmark do not make the measured code dirty.
-    changed = [line for line in status.splitlines() if not line[3:].startswith("benchmarks/results")]
-    return commit, bool(changed)
-
-
-def device_description(device: torch.device) -> dict[str, Any]:
-    if device.type == "cuda":
-        return {"kind": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
-    name = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return {"kind": "cpu", "name": name or "unknown", "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
-
-
 def print_table(results: dict[str, Any], args) -> None:
     enc, step, gen, pc = results["encode"], results["denoise_step"], results["generation"], results["prompt_cache"]
     rows = [
@@ -425,13 +394,6 @@ def print_table(results: dict[str, Any], args) -> None:
     print(f"  speed-up:     {pc['speedup']:9.2f}x")
     print(f"decoder logits, ours vs reference: max |diff| = {step['logits_max_abs_diff']:.3g}")
     print()
-
-
-def write_record(record: dict[str, Any], out_dir: Path, device_kind: str, now: dt.datetime) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"engine-{device_kind}-{now.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -503,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "prompt_extension_tokens": PROMPT_EXTENSION},
         "results": results,
     }
-    path = write_record(record, args.out, device.type, started)
+    path = write_record(record, args.out, BENCHMARK, device.type, started)
     print(f"wrote {path}", file=sys.stderr)
     print(json.dumps(record))
     return record

@@ -60,14 +60,10 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -80,6 +76,8 @@ from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_records import device_description, git_state, write_record  # noqa: E402
 
 from dg_lsp.engine.engine import Engine  # noqa: E402
 from dg_lsp.errors import InputError, ModelLoadError  # noqa: E402
@@ -259,36 +257,6 @@ def _ratio(a: float, b: float) -> float:
 # -- environment (as benchmarks/engine.py) --------------------------------------------------------
 
 
-def _git(*argv: str) -> str | None:
-    try:
-        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def git_state() -> tuple[str, bool | None]:
-    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    status = _git("status", "--porcelain")
-    if status is None:
-        return commit, None
-    # Result files written by benchmarks do not make the measured code dirty.
-    changed = [line for line in status.splitlines() if not line[3:].startswith("benchmarks/results")]
-    return commit, bool(changed)
-
-
-def device_description(device: torch.device) -> dict[str, Any]:
-    if device.type == "cuda":
-        return {"kind": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
-    name = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return {"kind": "cpu", "name": name or "unknown", "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
-
-
 def model_summary(engine: Engine) -> dict[str, Any]:
     cfg = engine.loaded.config
     parameters = sum(p.numel() for p in engine.model.parameters())
@@ -366,13 +334,6 @@ def print_tables(results: dict[str, Any]) -> None:
         for row in rows:
             print("| " + " | ".join(row) + " |")
         print()
-
-
-def write_record(record: dict[str, Any], out_dir: Path, device_kind: str, now: dt.datetime) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{BENCHMARK}-{device_kind}-{now.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -512,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "notes": notes,
         "results": results,
     }
-    path = write_record(record, args.out, device.type, started)
+    path = write_record(record, args.out, BENCHMARK, device.type, started)
     print(f"wrote {path}", file=sys.stderr)
     print(json.dumps(record))
     return record

@@ -21,7 +21,7 @@ never moves it either.
 from __future__ import annotations
 
 from .document import Document
-from .indentation import columns, leading_whitespace
+from .indentation import columns
 from .tree_queries import starts_statement
 
 STEP_SHARE = 8  # the prefix cut moves in steps of 1/8 of the prefix budget

@@ -183,12 +183,19 @@ def create_server() -> DgLanguageServer:
         }
 
     @server.feature("dg/plan")
-    def plan(ls: DgLanguageServer, params: types.TextDocumentPositionParams):
-        """The context plan at a position, without a model call: for debugging, and for
-        measuring the server's own overhead (parse + context + protocol)."""
+    def plan(ls: DgLanguageServer, params):
+        """The context plan at a position ({textDocument: {uri}, position}), without a model
+        call: for debugging, and for measuring the server's own overhead (parse + context +
+        protocol). Custom methods get their params as plain objects with camelCase names."""
         def run():
-            doc = ls.documents.get(params.text_document.uri)
-            p = ls.completions.plan(doc, ls.documents.offset(doc, params.position), ls.settings)
+            try:
+                uri = _get(_get(params, "textDocument"), "uri")
+                position = _get(params, "position")
+                position = types.Position(line=_get(position, "line"), character=_get(position, "character"))
+            except (AttributeError, KeyError, TypeError):
+                raise InputError("dg/plan wants {textDocument: {uri}, position: {line, character}}") from None
+            doc = ls.documents.get(uri)
+            p = ls.completions.plan(doc, ls.documents.offset(doc, position), ls.settings)
             return {"mode": p.mode, "canvasLength": p.canvas_length, "prefixChars": len(p.prefix),
                     "suffixChars": len(p.suffix), "contextChars": len(p.context), "indent": p.indent}
         return _user_errors(run)
@@ -217,6 +224,10 @@ async def _complete(ls: DgLanguageServer, uri: str, position: types.Position, in
         return await ls.completions.complete(uri, position, invoked, ls.settings)
     except InputError as err:
         raise JsonRpcInvalidParams(str(err)) from None
+
+
+def _get(obj, name):
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
 
 
 def _user_errors(fn):

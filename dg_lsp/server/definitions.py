@@ -60,7 +60,7 @@ class Definition:
         i = self.indent
         if self.language == "python":
             body = _body_indent(self)
-            return DocStyle(f'{body}"""', f'"""\n', body, '"""')
+            return DocStyle(f'{body}"""', '"""\n', body, '"""')
         if self.language in ("javascript", "typescript", "tsx"):
             return DocStyle(f"{i}/**\n{i} * ", f"\n{i} */\n", f"{i} * ", "*/")
         marker = {"rust": "/// ", "go": "// ", "lua": "--- "}[self.language]

@@ -73,6 +73,9 @@ class ModelHost:
 
         from ..engine.engine import Engine
 
+        # Leave a core to the protocol, parsing and context thread: on a 2-core laptop, torch's
+        # default of one thread per core would starve it and every keystroke would queue.
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         device = settings.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -7,7 +7,7 @@ from dg_lsp.context.plan import plan_infill
 from dg_lsp.context.postprocess import clean_completion
 from dg_lsp.context.ring import Snippet
 
-from .samples import GO, LUA, PYTHON, RUST, TYPESCRIPT, big_python
+from .samples import GO, LUA, PYTHON, RUST, big_python
 
 CURSOR = "█"
 

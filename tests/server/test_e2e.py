@@ -350,3 +350,15 @@ async def test_tcp_mode_listens_on_loopback(constant_model):
     finally:
         server.kill()
         await server.wait()
+
+
+async def test_plan_request_shows_the_context_without_a_model_call(lsp):
+    uri = "file:///work/plan.py"
+    open_doc(lsp, uri, "import os\n\n\ndef f(path):\n    if os.path.exists(path):\n        \n", "python")
+    before = await status(lsp)
+    plan = await lsp.protocol.send_request_async(
+        "dg/plan", {"textDocument": {"uri": uri}, "position": {"line": 5, "character": 8}})
+    assert plan.mode == "block" and plan.indent == "        " and plan.prefixChars > 20
+    assert (await status(lsp)).requests == before.requests
+    with pytest.raises(JsonRpcException, match="dg/plan wants"):
+        await lsp.protocol.send_request_async("dg/plan", {"position": 3})

@@ -1,0 +1,57 @@
+"""What every benchmark record says about where and when it was measured, and where it goes.
+
+Shared by the scripts in benchmarks/: the git commit (and whether the measured code had
+uncommitted changes), the device, and the JSON file under benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _git(*argv: str) -> str | None:
+    try:
+        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_state() -> tuple[str, bool | None]:
+    """(short commit, dirty): result files written by benchmarks do not make the code dirty."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    status = _git("status", "--porcelain")
+    if status is None:
+        return commit, None
+    changed = [line for line in status.splitlines() if not line[3:].startswith("benchmarks/results")]
+    return commit, bool(changed)
+
+
+def device_description(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {"kind": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
+    name = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return {"kind": "cpu", "name": name or "unknown", "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def write_record(record: dict[str, Any], out_dir: Path, benchmark: str, device_kind: str, now: dt.datetime) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{benchmark}-{device_kind}-{now.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
