@@ -22,35 +22,47 @@ T = TypeVar("T")
 class ModelWorker:
     def __init__(self):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dg-model")
-        self._newest: dict[str, threading.Event] = {}
+        self._newest: dict[str, tuple[threading.Event, asyncio.Future]] = {}
         self.started = 0
         self.cancelled = 0
 
     async def run(self, lane: str, work: Callable[[Callable[[], bool]], T]) -> T:
-        """Run `work(is_cancelled)` on the model thread; raises `Cancelled` if superseded."""
+        """Run `work(is_cancelled)` on the model thread; raises `Cancelled` if superseded.
+
+        A superseded request returns at once (its asyncio future is cancelled) instead of
+        waiting for the model thread; the thread drops the job when it reaches it, or stops
+        it at the next denoising step if it is running."""
         flag = threading.Event()
-        if (previous := self._newest.get(lane)) is not None:
-            previous.set()
-        self._newest[lane] = flag
-        self.started += 1
 
         def job() -> T:
             if flag.is_set():  # superseded while queued: don't even start
                 raise Cancelled("superseded by a newer request")
             return work(flag.is_set)
 
+        future = asyncio.get_running_loop().run_in_executor(self._executor, job)
+        if (previous := self._newest.get(lane)) is not None:
+            previous[0].set()
+            previous[1].cancel()
+        self._newest[lane] = (flag, future)
+        self.started += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
-        except (asyncio.CancelledError, Cancelled):
+            return await future
+        except asyncio.CancelledError:
+            superseded = flag.is_set()
             flag.set()
+            self.cancelled += 1
+            if superseded:
+                raise Cancelled("superseded by a newer request") from None
+            raise  # $/cancelRequest: pygls answers RequestCancelled
+        except Cancelled:
             self.cancelled += 1
             raise
         finally:
-            if self._newest.get(lane) is flag:
+            if self._newest.get(lane, (None,))[0] is flag:
                 del self._newest[lane]
 
     def cancel_all(self) -> None:
-        for flag in self._newest.values():
+        for flag, _ in self._newest.values():
             flag.set()
 
     def shutdown(self) -> None:
