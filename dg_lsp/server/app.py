@@ -179,6 +179,7 @@ def create_server() -> DgLanguageServer:
             "lastLatencyMs": ls.completions.last_latency_ms,
             "requests": ls.worker.started,
             "cancelled": ls.worker.cancelled,
+            "superseded": ls.completions.superseded,
             "cacheHits": ls.completions.cache.hits,
         }
 

@@ -7,6 +7,7 @@ spend more steps and returns several candidates.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..context.plan import plan_infill
@@ -17,6 +18,12 @@ from .documents import DocumentStore
 from .model_host import ModelHost
 from .settings import Settings
 from .worker import ModelWorker
+
+
+# Before planning, a request waits this long for a newer keystroke to make it moot: the
+# incremental parse of a broken buffer can cost tens of milliseconds, too much to spend on
+# every keystroke of a fast typist.
+SUPERSEDE_WINDOW_S = 0.01
 
 
 @dataclass
@@ -34,6 +41,7 @@ class CompletionService:
         self.worker = worker
         self.cache = CompletionCache()
         self.last_latency_ms: float | None = None
+        self.superseded = 0  # requests dropped before planning because the buffer moved on
 
     async def complete(self, uri: str, position, invoked: bool, settings: Settings) -> CompletionResult:
         doc = self.documents.get(uri)
@@ -53,8 +61,12 @@ class CompletionService:
             self.cache.remember_shown(uri, doc.text, offset, texts)
             return CompletionResult(texts, offset, "cache")
 
-        plan = self.plan(doc, offset, settings)
         version = doc.version
+        await asyncio.sleep(SUPERSEDE_WINDOW_S)
+        if doc.version != version or self.documents.get(uri) is not doc:
+            self.superseded += 1
+            return CompletionResult([], offset, "superseded")
+        plan = self.plan(doc, offset, settings)
 
         def work(is_cancelled):
             return engine.infill(

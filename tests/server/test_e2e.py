@@ -173,9 +173,11 @@ async def test_a_burst_of_requests_answers_the_newest(lsp):
     # Only the newest request needs an answer; superseded ones come back empty or cancelled.
     assert results[-1].items and results[-1].items[0].insert_text.startswith("x")
     assert len(answered) < 25
-    # Superseded work is dropped, not queued: most of the 50 were cancelled.
+    # Superseded work is dropped, not queued: most of the 50 were cancelled in the model
+    # thread or dropped before planning.
     after = await status(lsp)
-    assert after.cancelled - before.cancelled >= 40, (before, after)
+    dropped = after.cancelled - before.cancelled + after.superseded - before.superseded
+    assert dropped >= 40, (before, after)
     assert time.perf_counter() - started < 30
 
 
