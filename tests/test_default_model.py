@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from dg_lsp.engine.engine import Engine
-from dg_lsp.model.loader import load_model
 from dg_lsp.server.model_host import DEFAULT_MODEL_DIR
+
+from .tiny_models import assert_decoder_matches_reference
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "config.json").is_file(), reason="no default model shipped")
 MAX_BYTES = 48 * 2**20
@@ -23,22 +24,10 @@ def test_layout_and_size():
 
 
 def test_loads_in_transformers_with_the_same_logits():
-    transformers = pytest.importorskip("transformers")
-    from transformers.cache_utils import DynamicCache
-
-    ref = transformers.DiffusionGemmaForBlockDiffusion.from_pretrained(DEFAULT_MODEL_DIR, dtype=torch.float32).eval()
-    ours = load_model(DEFAULT_MODEL_DIR, progress=False).model
+    pytest.importorskip("transformers")
     prompt = torch.randint(7, 8192, (1, 40), generator=torch.Generator().manual_seed(0))
     canvas = torch.randint(7, 8192, (1, 16), generator=torch.Generator().manual_seed(1))
-    cache = DynamicCache(config=ref.config.get_text_config(decoder=True))
-    with torch.no_grad():
-        ref.model.encoder(input_ids=prompt, past_key_values=cache)
-        expected = ref(decoder_input_ids=canvas, past_key_values=cache).logits
-    kv = ours.new_cache()
-    with torch.inference_mode():
-        ours.encode(prompt, kv)
-        got = ours.denoise(canvas, kv)
-    torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-3)
+    assert_decoder_matches_reference(DEFAULT_MODEL_DIR, prompt, canvas, tol=1e-3)
 
 
 def test_completes_code_with_the_default_prompt_format():

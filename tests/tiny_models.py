@@ -133,3 +133,24 @@ def build_constant_model(directory: Path, token: str = "x") -> Path:
     generation.update(stability_threshold=1000, confidence_threshold=1e-9)
     (directory / "generation_config.json").write_text(json.dumps(generation, indent=2))
     return directory
+
+
+def assert_decoder_matches_reference(model_dir: Path, prompt: torch.Tensor, canvas: torch.Tensor, tol: float) -> None:
+    """Load `model_dir` in transformers' reference and in dg-lsp; the decoder logits for `canvas`
+    after encoding `prompt` must agree within `tol`."""
+    from transformers import DiffusionGemmaForBlockDiffusion
+    from transformers.cache_utils import DynamicCache
+
+    from dg_lsp.model.loader import load_model
+
+    ref = DiffusionGemmaForBlockDiffusion.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ours = load_model(model_dir, progress=False).model
+    cache = DynamicCache(config=ref.config.get_text_config(decoder=True))
+    with torch.no_grad():
+        ref.model.encoder(input_ids=prompt, past_key_values=cache)
+        expected = ref(decoder_input_ids=canvas, past_key_values=cache).logits
+    kv = ours.new_cache()
+    with torch.inference_mode():
+        ours.encode(prompt, kv)
+        got = ours.denoise(canvas, kv)
+    torch.testing.assert_close(got, expected, atol=tol, rtol=tol)

@@ -16,7 +16,7 @@ from dg_lsp.train.data import EOS, PAD, FimSampler, TokenStream, newline_token_i
 from dg_lsp.train.loop import Trainer
 from dg_lsp.train.settings import TrainSettings
 
-from ..tiny_models import build_tokenizer
+from ..tiny_models import assert_decoder_matches_reference, build_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -81,22 +81,10 @@ def test_training_resumes_and_exports_a_loadable_model(corpus, tmp_path):
 
 
 def test_the_exported_model_loads_in_transformers(corpus, tmp_path):
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     trainer = Trainer(corpus, corpus / "tokenizer.json", tmp_path / "run", settings(steps=3))
     trainer.train()
     model_dir = trainer.export(tmp_path / "model")
-    ref = transformers.DiffusionGemmaForBlockDiffusion.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ours = load_model(model_dir, progress=False).model
     prompt = torch.randint(7, 512, (1, 30))
     canvas = torch.randint(7, 512, (1, 16))
-    from transformers.cache_utils import DynamicCache
-
-    cache = DynamicCache(config=ref.config.get_text_config(decoder=True))
-    with torch.no_grad():
-        ref.model.encoder(input_ids=prompt, past_key_values=cache)
-        expected = ref(decoder_input_ids=canvas, past_key_values=cache).logits
-    kv = ours.new_cache()
-    with torch.inference_mode():
-        ours.encode(prompt, kv)
-        got = ours.denoise(canvas, kv)
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert_decoder_matches_reference(model_dir, prompt, canvas, tol=1e-4)
