@@ -50,6 +50,13 @@ def device_description(device: torch.device) -> dict[str, Any]:
             "torch_threads": torch.get_num_threads()}
 
 
+def record_header(benchmark: str, started: dt.datetime, device: dict[str, Any]) -> dict[str, Any]:
+    """The fields every record starts with: what, when, which code, on what device."""
+    commit, dirty = git_state()
+    return {"benchmark": benchmark, "date": started.isoformat(timespec="seconds"), "git_commit": commit,
+            "git_dirty": dirty, "device": device, "torch": torch.__version__}
+
+
 def write_record(record: dict[str, Any], out_dir: Path, benchmark: str, device_kind: str, now: dt.datetime) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{benchmark}-{device_kind}-{now.strftime('%Y%m%d-%H%M%S')}.json"

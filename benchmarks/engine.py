@@ -67,7 +67,7 @@ from transformers.cache_utils import DynamicCache
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, git_state, write_record  # noqa: E402
+from bench_records import device_description, record_header, write_record  # noqa: E402
 
 from dg_lsp.engine.prompt_cache import PromptCache  # noqa: E402
 from dg_lsp.engine.sampler import DenoiseSettings, generate  # noqa: E402
@@ -447,14 +447,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         bar.close()
 
     print_table(results, args)
-    commit, dirty = git_state()
     record = {
-        "benchmark": BENCHMARK,
-        "date": started.isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "device": device_description(device),
-        "torch": torch.__version__,
+        **record_header(BENCHMARK, started, device_description(device)),
         "transformers": transformers.__version__,
         "preset": args.preset,
         "dtype": str(dtype).removeprefix("torch."),

@@ -100,7 +100,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import git_state, write_record  # noqa: E402
+from bench_records import record_header, write_record  # noqa: E402
 from bench_records import device_description as describe_device  # noqa: E402
 
 from lsprotocol import types  # noqa: E402
@@ -848,19 +848,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "fresh_met": typing["fresh"]["p50_ms"] is not None
                           and typing["fresh"]["p50_ms"] <= TARGET_KEYSTROKE_P50_MS},
     }
-    commit, dirty = git_state()
-    import torch
-
     record = {
-        "benchmark": BENCHMARK,
-        "date": started.isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "device": device_description(),
+        **record_header(BENCHMARK, started, device_description()),
         # Other processes on the machine skew every figure: the load (1, 5, 15 min) around the run.
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
         "python": platform.python_version(),
-        "torch": torch.__version__,
         "pygls": _version("pygls"),
         "lsprotocol": _version("lsprotocol"),
         "tree_sitter": _version("tree-sitter"),

@@ -77,7 +77,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, git_state, write_record  # noqa: E402
+from bench_records import device_description, record_header, write_record  # noqa: E402
 
 from dg_lsp.engine.engine import Engine  # noqa: E402
 from dg_lsp.errors import InputError, ModelLoadError  # noqa: E402
@@ -449,14 +449,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_tables(results)
     for note in notes.values():
         print(f"heldout: {note}")
-    commit, dirty = git_state()
     record = {
-        "benchmark": BENCHMARK,
-        "date": started.isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "device": device_description(device),
-        "torch": torch.__version__,
+        **record_header(BENCHMARK, started, device_description(device)),
         "model": model_summary(engine),
         "model_load_s": load_s,
         "settings": {
