@@ -33,7 +33,7 @@ def imports(doc: Document, max_chars: int) -> list[Kept]:
         node = root.child(i)
         if node.type in grammar.definition_types or since_last > GIVE_UP_AFTER:
             break
-        if not _is_import(node, grammar):
+        if not _is_import(doc, node, grammar):
             since_last += 1
             continue
         since_last = 0
@@ -80,9 +80,9 @@ def _header_last_line(doc: Document, node: Node) -> int:
     return max(node.start_point[0], body_line - 1)
 
 
-def _is_import(node: Node, grammar) -> bool:
+def _is_import(doc: Document, node: Node, grammar) -> bool:
     if node.type in grammar.import_types:
         return True
     if grammar.requires_are_imports and node.type in _REQUIRE_HOLDERS and node.end_byte - node.start_byte < 400:
-        return b"require" in node.text
+        return "require" in doc.node_text(node)
     return False

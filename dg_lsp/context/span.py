@@ -3,10 +3,15 @@
 Block mode is for an empty line right after a block opener (Python `...:`, `{` in brace
 languages, Lua `then`/`do`/`function (...)`): the user is about to write a body. Anything
 else fills the rest of the current line. Plain text always gets line mode.
+
+The opener is found with the syntax tree; while the tree lags behind the text (a re-parse
+over the server's budget, see `Document`), the opener line is judged by its text instead,
+since the tree may not know the line at all.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .document import Document
@@ -21,6 +26,12 @@ _PYTHON_NON_BLOCK_COLONS = frozenset({
     "typed_default_parameter", "format_specifier", "interpolation", "dictionary_comprehension",
 })
 _LUA_OPENERS = frozenset({"then", "do", "else", "repeat", "{"})
+
+# Text rules for when the tree lags: what an opener line looks like, per grammar style.
+_PYTHON_BLOCK_LINE = re.compile(
+    r"^\s*(?:async\s+)?(?:if|elif|else|for|while|try|except|finally|with|def|class|match|case)\b.*:\s*(?:#.*)?$")
+_BRACE_BLOCK_LINE = re.compile(r"\{\s*(?://.*)?$")
+_LUA_BLOCK_LINE = re.compile(r"(?:\b(?:then|do|else|repeat)|\{|\bfunction\b.*\))\s*(?:--.*)?$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ def _previous_code_line(doc: Document, line: int) -> int | None:
 
 
 def _opens_block(doc: Document, line: int) -> bool:
+    if doc.parse_pending:
+        return _looks_like_opener(doc.grammar.style, doc.line_text(line))
     token = last_token(doc, line)
     if token is None:
         return False
@@ -60,6 +73,14 @@ def _opens_block(doc: Document, line: int) -> bool:
     if style == "end":
         return kind in _LUA_OPENERS or (kind == ")" and token.parent is not None and token.parent.type == "parameters")
     return kind == "{"
+
+
+def _looks_like_opener(style: str, text: str) -> bool:
+    if style == "indent":
+        return _PYTHON_BLOCK_LINE.match(text) is not None
+    if style == "end":
+        return _LUA_BLOCK_LINE.search(text) is not None
+    return _BRACE_BLOCK_LINE.search(text) is not None
 
 
 def _body_indent(doc: Document, line: int, before: str, opener_indent: str, unit: str) -> str:

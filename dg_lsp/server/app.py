@@ -14,38 +14,28 @@ import uuid
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from .. import __version__
 from ..context.ring import SnippetRing
 from ..errors import InputError
 from .commands import COMMANDS, CommandService
 from .completions import CompletionService
-from .documents import DocumentStore
+from .documents import DocumentStore, IdleParser
 from .model_host import HostEvent, ModelHost
+from .protocol import DgProtocol, serve_stdio, stdin_is_stream
 from .settings import Settings, update_settings
 from .worker import ModelWorker
 
 log = logging.getLogger(__name__)
 
 
-class Utf16Protocol(LanguageServerProtocol):
-    """Always speak UTF-16 positions (the LSP default, which every client supports), so one
-    position conversion serves all clients."""
-
-    @lsp_method(types.INITIALIZE)
-    def lsp_initialize(self, params: types.InitializeParams):
-        if params.capabilities.general is not None:
-            params.capabilities.general.position_encodings = None
-        return (yield from super().lsp_initialize(params))
-
-
 class DgLanguageServer(LanguageServer):
     def __init__(self):
-        super().__init__("dg-lsp", __version__, protocol_cls=Utf16Protocol,
+        super().__init__("dg-lsp", __version__, protocol_cls=DgProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.documents = DocumentStore(SnippetRing())
+        self.idle_parser = IdleParser(self.documents)
         self.worker = ModelWorker()
         self.host = ModelHost(self._on_host_event)
         self.completions = CompletionService(self.documents, self.host, self.worker)
@@ -53,6 +43,12 @@ class DgLanguageServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.cli_overrides: dict = {}  # flags of `dg-lsp serve`, which win over client settings
         self._progress_token: str | None = None
+
+    def start_io(self, stdin=None, stdout=None):
+        if stdin is None and stdout is None and stdin_is_stream():
+            serve_stdio(self)  # pygls' reader without its thread hand-offs (see protocol.py)
+        else:
+            super().start_io(stdin, stdout)
 
     # -- settings and model loading ---------------------------------------------------------
 
@@ -119,6 +115,7 @@ def create_server() -> DgLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: DgLanguageServer, params: types.DidOpenTextDocumentParams):
         ls.documents.open(params.text_document)
+        ls.idle_parser.poke()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: DgLanguageServer, params: types.DidChangeTextDocumentParams):
@@ -126,6 +123,7 @@ def create_server() -> DgLanguageServer:
             ls.documents.change(params)
         except InputError as err:
             ls.log(str(err), types.MessageType.Warning)
+        ls.idle_parser.poke()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: DgLanguageServer, params: types.DidCloseTextDocumentParams):

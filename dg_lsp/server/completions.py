@@ -20,10 +20,9 @@ from .settings import Settings
 from .worker import ModelWorker
 
 
-# Before planning, a request waits this long for a newer keystroke to make it moot: the
-# incremental parse of a broken buffer can cost tens of milliseconds, too much to spend on
-# every keystroke of a fast typist.
-SUPERSEDE_WINDOW_S = 0.01
+# Before planning, a request waits this long for a newer keystroke (already sent, not yet
+# read) to make it moot, so a burst of keystrokes starts one model call, not one each.
+SUPERSEDE_WINDOW_S = 0.002
 
 
 @dataclass

@@ -73,10 +73,11 @@ def _body_indent(definition: Definition) -> str:
 
 def enclosing_definition(doc: Document, offset: int) -> Definition | None:
     """The innermost function-like definition containing `offset`, or None."""
-    if doc.tree is None or doc.grammar is None or doc.grammar.name not in FUNCTION_NODES:
+    tree = doc.parsed_tree()  # a command is worth a full parse
+    if tree is None or doc.grammar is None or doc.grammar.name not in FUNCTION_NODES:
         return None
     point = _point_at(doc, offset)
-    node = doc.tree.root_node.descendant_for_point_range(point, point)
+    node = tree.root_node.descendant_for_point_range(point, point)
     kinds = FUNCTION_NODES[doc.grammar.name]
     while node is not None and node.type not in kinds:
         node = node.parent
@@ -86,7 +87,7 @@ def enclosing_definition(doc: Document, offset: int) -> Definition | None:
     start = doc.line_start(outer.start_point.row)
     line = doc.line_text(outer.start_point.row)
     name_node = node.child_by_field_name("name")
-    name = name_node.text.decode("utf-8", "replace") if name_node is not None else "function"
+    name = doc.node_text(name_node) if name_node is not None else "function"
     body_start = None
     body = node.child_by_field_name("body")
     if doc.grammar.name == "python" and body is not None and body.start_point.row > node.start_point.row:

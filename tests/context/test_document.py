@@ -160,3 +160,75 @@ def test_a_document_that_shrinks_below_the_limit_is_parsed_again():
     assert doc.grammar is None and doc.tree is None
     doc.apply_change(((0, 0), (1, 0)), "")
     assert doc.text == PYTHON and str(doc.tree.root_node) == _fresh_sexp(doc)
+
+
+def _settle(doc: Document, slice_s: float = 0.002, max_slices: int = 10_000) -> int:
+    for slices in range(1, max_slices + 1):
+        if doc.finish_parse(slice_s):
+            return slices
+    raise AssertionError("the parse never finished")
+
+
+def test_a_budgeted_parse_gives_the_edited_tree_and_resumes_where_it_stopped():
+    # Opening a docstring at the top turns the whole file into one string: re-parsing it is
+    # a full parse, far longer than a zero budget.
+    doc = Document("file:///big.py", "python", PYTHON * 40, parse_budget_s=0.0)
+    unbudgeted = Document("file:///big.py", "python", PYTHON * 40)  # parses to the end
+    first = doc.tree  # the first parse always runs to the end
+    assert first is not None and not doc.parse_pending and not first.root_node.has_error
+    unbudgeted.tree
+    for d in (doc, unbudgeted):
+        d.apply_change(((0, 0), (0, 0)), '"""\n')
+    tree = doc.tree
+    assert doc.parse_pending, "a zero budget cannot finish this parse"
+    # The stale tree knows where everything moved (positions), not what the edit changed.
+    assert tree.root_node.end_byte == len(doc.text.encode("utf-8"))
+    assert not tree.root_node.has_error
+    slices = _settle(doc, slice_s=0.001)
+    assert slices > 1, "the parse was expected to take several slices"
+    assert not doc.parse_pending
+    # Where the text has errors, tree-sitter's error recovery depends on where a parse was
+    # stopped, so only the verdict is compared; valid code parses to the same tree.
+    assert doc.tree.root_node.has_error and unbudgeted.tree.root_node.has_error  # an unclosed docstring
+    assert doc.tree.root_node.end_byte == unbudgeted.tree.root_node.end_byte
+    doc.apply_change(((0, 0), (1, 0)), "")
+    _settle(doc)
+    assert str(doc.tree.root_node) == _fresh_sexp(doc)
+
+
+def test_an_edit_during_an_unfinished_parse_restarts_it_on_the_new_text():
+    doc = Document("file:///big.py", "python", PYTHON * 40, parse_budget_s=0.0)
+    doc.tree
+    doc.apply_change(((0, 0), (0, 0)), '"""\n')
+    doc.finish_parse(0.001)
+    assert doc.parse_pending
+    doc.apply_change(((0, 0), (1, 0)), "")  # the docstring opener goes again
+    doc.finish_parse(0.001)  # part of a parse of the new text, not the stopped one
+    _settle(doc)
+    assert str(doc.tree.root_node) == _fresh_sexp(doc)
+    assert not doc.tree.root_node.has_error
+
+
+def test_parsed_tree_always_matches_the_text():
+    doc = Document("file:///big.py", "python", PYTHON * 40, parse_budget_s=0.0)
+    doc.tree
+    doc.apply_change(((0, 0), (0, 0)), "def broken(:\n")
+    assert str(doc.parsed_tree().root_node) == _fresh_sexp(doc)
+    assert not doc.parse_pending
+
+
+def test_one_budget_per_text_however_often_the_tree_is_read(monkeypatch):
+    doc = Document("file:///big.py", "python", PYTHON * 40, parse_budget_s=0.0)
+    doc.tree
+    doc.apply_change(((0, 0), (0, 0)), '"""\n')
+    calls = []
+    real = Document._parse
+    monkeypatch.setattr(Document, "_parse", lambda self, deadline: calls.append(deadline) or real(self, deadline))
+    for _ in range(5):
+        doc.tree  # a plan reads it many times
+    assert len(calls) == 1 and doc.parse_pending
+    doc.apply_change(((0, 0), (0, 0)), "x")
+    doc.tree
+    assert len(calls) == 2  # a new text gets a new budget
+    doc.finish_parse(0.001)
+    assert len(calls) == 3  # the idle parse is not limited by it

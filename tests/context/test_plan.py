@@ -296,3 +296,27 @@ def test_a_5mb_document_plans_and_cleans_fast():
     assert plan.mode == "line" and cleaned == "x = 1"
     assert 1000 < len(plan.prefix) < 2048 * 3.5 and text[:offset].endswith(plan.prefix)
     assert elapsed < 0.5, f"20 requests took {elapsed:.3f}s"
+
+
+@pytest.mark.parametrize("language_id,opener,body_line,mode", [
+    ("python", "def total(xs):\n", "    █\n", "block"),
+    ("python", "for x in items:  # each item\n", "    █\n", "block"),
+    ("python", "config = {'a':\n", "    █\n", "line"),
+    ("python", "x = 1\n", "█\n", "line"),
+    ("typescript", "function f(a: number): number {\n", "  █\n", "block"),
+    ("typescript", "const total = items.reduce((a, b) => a + b, 0);\n", "█\n", "line"),
+    ("lua", "for _, v in ipairs(list) do\n", "  █\n", "block"),
+    ("lua", "local n = 0\n", "█\n", "line"),
+])
+def test_span_while_the_tree_lags_behind_the_text(language_id, opener, body_line, mode):
+    # A long file parsed once, then the opener typed with a zero parse budget: the tree does
+    # not know the new lines, so the opener is judged by its text.
+    filler = {"python": "x = 1\n", "typescript": "let x = 1;\n", "lua": "local x = 1\n"}[language_id] * 3000
+    doc = Document(f"file:///proj/src/sample.{language_id}", language_id, filler, parse_budget_s=0.0)
+    doc.tree
+    line = filler.count("\n")
+    doc.apply_change(((line, 0), (line, 0)), opener + body_line.replace(CURSOR, ""))
+    offset = len(filler) + len(opener) + body_line.index(CURSOR)
+    plan = plan_infill(doc, offset, approx_tokens)
+    assert doc.parse_pending, "the zero budget was meant to leave the tree behind"
+    assert plan.mode == mode

@@ -283,6 +283,7 @@ async def test_malformed_json_rpc_is_survived(constant_model):
         for body in (b"{not json", b'{"jsonrpc": "2.0", "id": 99, "method": "textDocument/inlineCompletion", "params": 3}'):
             stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         stdin.write("Content-Length: 5\r\n\r\n\xff\xfe\xfd\xfc\xfb".encode("latin-1"))  # invalid UTF-8
+        stdin.write(b"X-Junk: " + b"j" * 200_000 + b"\r\n\r\n")  # a header line far over any limit
         await stdin.drain()
         await wait_for_log(client, "model ready")
         open_doc(client, "file:///work/after.py", "def f():\n    return \n", "python")
