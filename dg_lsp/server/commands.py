@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 
 from ..context.document import Document
+from ..context.indentation import detect_unit, leading_whitespace, reindent
 from ..errors import Cancelled, InputError
 from . import test_layout
 from .definitions import Definition, enclosing_definition
@@ -79,10 +80,11 @@ class CommandService:
             arg = {"uri": uri, "range": _range_json(selection), "apply": True}
             actions.append(_action("Rewrite selection (dg-lsp)", REWRITE, arg, types.CodeActionKind.RefactorRewrite))
         offset = self.documents.offset(doc, selection.start)
-        if enclosing_definition(doc, offset) is not None:
+        if (definition := enclosing_definition(doc, offset)) is not None:
             arg = {"uri": uri, "position": {"line": selection.start.line, "character": selection.start.character},
                    "apply": True}
-            actions.append(_action("Write docstring (dg-lsp)", DOCSTRING, arg, types.CodeActionKind.RefactorRewrite))
+            if definition.docstring_offset is not None:
+                actions.append(_action("Write docstring (dg-lsp)", DOCSTRING, arg, types.CodeActionKind.RefactorRewrite))
             actions.append(_action("Generate test (dg-lsp)", TEST, arg, types.CodeActionKind.Source))
         return actions
 
@@ -94,6 +96,9 @@ class CommandService:
         if end <= start:
             raise InputError("select the code to rewrite")
         prefix, selection, suffix = doc.text[:start], doc.text[start:end], doc.text[end:]
+        first_line = doc.line_of(start)
+        lead = doc.text[doc.line_start(first_line) : start]  # what the selection's first line keeps
+        unit = detect_unit(doc, first_line, doc.grammar.default_indent if doc.grammar else "    ")
         if args.instruction:
             prefix += _instruction_comment(doc, prefix, args.instruction)
         edit_range = args.range
@@ -101,13 +106,16 @@ class CommandService:
         def job(is_cancelled):
             completion = engine.rewrite(prefix, selection, suffix, max_steps=settings.invokedSteps,
                                         seed=settings.seed, cancel=is_cancelled)
-            return _edit(doc.uri, edit_range, completion.text)
+            return _edit(doc.uri, edit_range, fit_rewrite(selection, lead, completion.text, unit))
 
         return job
 
     def _docstring_job(self, doc: Document, definition: Definition, engine, settings: Settings):
         style = definition.docstring_style()
         insert_at = definition.docstring_offset
+        if insert_at is None:
+            raise InputError(f"{definition.name} has no body on lines of its own to put a docstring in "
+                             "(is the indentation after its `def` line broken?)")
         position = self.documents.position(doc, insert_at)
         prefix = doc.text[:insert_at] + style.opening
         suffix = style.closing + doc.text[insert_at:]
@@ -131,6 +139,19 @@ class CommandService:
             return layout.edit(completion.text)
 
         return job
+
+
+def fit_rewrite(selection: str, lead: str, text: str, unit: str) -> str:
+    """The rewritten text, shaped like the selection it replaces: when the selection starts
+    in its line's indentation, the first line gets the selection's indentation back (the
+    model may drop it) and the other lines keep their depth relative to it, in the buffer's
+    unit; a selection of whole lines stays whole lines."""
+    if text.strip() and not lead.strip():
+        first = selection.split("\n", 1)[0]
+        text = reindent(text, lead, lead + leading_whitespace(first), unit)
+    if selection.endswith("\n") and not text.endswith("\n"):
+        text += "\n"
+    return text
 
 
 def parse_args(name: str, raw: list) -> CommandArgs:

@@ -53,8 +53,10 @@ class Definition:
     body_start: int | None  # Python: offset of the line of the first body statement
 
     @property
-    def docstring_offset(self) -> int:
-        return self.body_start if self.language == "python" and self.body_start is not None else self.start
+    def docstring_offset(self) -> int | None:
+        """Where the doc comment goes: a Python docstring opens the body (None when the body
+        is not on lines of its own); other languages' doc comments precede the definition."""
+        return self.body_start if self.language == "python" else self.start
 
     def docstring_style(self) -> DocStyle:
         i = self.indent

@@ -3,6 +3,7 @@
 import pytest
 
 from dg_lsp.context.document import Document
+from dg_lsp.server.commands import fit_rewrite
 from dg_lsp.server.definitions import DocStyle, enclosing_definition
 from dg_lsp.server.test_layout import for_definition
 
@@ -101,3 +102,29 @@ def test_rust_tests_go_into_the_same_file(tmp_path):
     assert layout.target_uri == doc.uri and not layout.create
     assert "#[cfg(test)]\nmod tests {\n    use super::*;" in layout.scaffold_head
     assert layout.scaffold_head.endswith("fn add_works() {\n        ")
+
+
+@pytest.mark.parametrize("text", [
+    "def add(a, b):\nreturn a + b\n",  # the body lost its indentation: no body lines of its own
+    "def add(a, b): return a + b\n",  # a one-line function
+])
+def test_a_python_function_without_body_lines_gets_no_docstring_place(text):
+    definition = enclosing_definition(Document("file:///x.py", "python", text), 5)
+    assert definition is not None and definition.name == "add"
+    assert definition.docstring_offset is None  # not before the `def`, as it once was
+
+
+@pytest.mark.parametrize("selection, lead, rewritten, expected", [
+    # A whole line selected from column 0: the model dropped the indentation, it comes back.
+    ("    total = a + b", "", "xxxx", "    xxxx"),
+    # Already indented as the selection was: unchanged.
+    ("    total = a + b", "", "    total = sum((a, b))", "    total = sum((a, b))"),
+    # Selected from the first non-blank character: the line keeps its indentation in the buffer.
+    ("total = a + b", "    ", "    total = a+b", "total = a+b"),
+    # Several lines: their depth relative to the first line is kept, in the buffer's unit.
+    ("    if a:\n        b()\n", "", "if a:\n  b()\n  c()", "    if a:\n        b()\n        c()\n"),
+    # A selection that starts after code on its line is left as the model wrote it.
+    ("a + b", "    total = ", "b + a", "b + a"),
+])
+def test_a_rewrite_is_shaped_like_its_selection(selection, lead, rewritten, expected):
+    assert fit_rewrite(selection, lead, rewritten, "    ") == expected
