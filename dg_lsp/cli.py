@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     infill.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     infill.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     infill.add_argument("--json", action="store_true", help="print JSON: text, nfe, timings in ms")
+
+    quantize = commands.add_parser("quantize", help="write a quantized copy of a model directory (int8, int4 or fp8)")
+    quantize.add_argument("--bits", required=True, choices=["8", "4", "fp8"],
+                          help="8: int8 per channel; 4: int4 per group of input columns; fp8: e4m3 (Hopper FP8 matmul)")
+    quantize.add_argument("--group-size", type=int, default=128, help="int4 group size in input columns (default 128)")
+    quantize.add_argument("--shard-gb", type=float, default=4.0, help="largest output shard in GB (default 4)")
+    quantize.add_argument("src", type=Path, help="source model directory (bf16 safetensors)")
+    quantize.add_argument("dst", type=Path, help="new output directory")
     return parser
 
 
@@ -53,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_infill(args)
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "quantize":
+            return run_quantize(args)
         if args.command == "train":
             from .train.loop import run as run_train
 
@@ -111,6 +121,21 @@ def run_infill(args: argparse.Namespace) -> int:
         print(json.dumps(completion.to_json(), ensure_ascii=False))
     else:
         print(completion.text)
+    return 0
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    from .model.quantize import format_for_bits, quantize_checkpoint
+
+    if args.shard_gb <= 0:
+        raise InputError(f"--shard-gb must be positive, got {args.shard_gb}")
+    report = quantize_checkpoint(args.src, args.dst, format_for_bits(args.bits), group_size=args.group_size,
+                                 shard_bytes=int(args.shard_gb * 2**30), progress=sys.stderr.isatty())
+    for line in report.skipped:
+        print(f"dg-lsp: kept unquantized: {line}", file=sys.stderr)
+    print(f"{report.format}: {len(report.quantized)} tensors quantized, {len(report.kept)} copied; "
+          f"{report.bytes_in / 2**30:.2f} GiB -> {report.bytes_out / 2**30:.2f} GiB in {len(report.shards)} shard(s) "
+          f"under {args.dst}")
     return 0
 
 

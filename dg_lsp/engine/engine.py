@@ -7,6 +7,7 @@ block diffusion (`sampler`) with a seeded generator, and decodes the tokens to t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import torch
 
 from ..errors import InputError, ModelLoadError
 from ..model.loader import LoadedModel, load_model
+from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
 from .prompt_format import PromptFormat, prompt_format_for
 from .sampler import DenoiseSettings, generate
@@ -61,6 +63,10 @@ class Engine:
             loaded.config.bos_token_id, loaded.tokenizer_config,
         )
         self.prompt_cache = PromptCache(self.model, max_entries=cache_entries)
+        # On CUDA the decoder forward of each denoising step replays a CUDA graph (DG_LSP_CUDA_GRAPHS=0: eager).
+        self.denoiser = GraphedDenoiser(
+            self.model, enabled=loaded.device.type == "cuda" and os.environ.get("DG_LSP_CUDA_GRAPHS", "1") != "0"
+        )
         defaults = loaded.sampler_defaults
         self.defaults = DenoiseSettings(
             canvas_length=min(MAX_CANVAS, max(MIN_CANVAS, loaded.config.canvas_length)),
@@ -153,7 +159,7 @@ class Engine:
             t0 = self._now()
             cache, encoded = self.prompt_cache.prepare(prompt, cancel)
             t1 = self._now()
-            result = generate(self.model, cache, settings, generator, cancel, batch_size=batch, **initial)
+            result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch, **initial)
             t2 = self._now()
         stops = set(settings.stop_token_ids)
         rows = []

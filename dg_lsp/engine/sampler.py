@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import Cancelled
+from ..kernels.sampling import fused_sample, fused_sampling_available
 from ..model.diffusion_gemma import DiffusionGemma
 from ..model.kv_cache import KVCache
 
@@ -106,6 +107,19 @@ def sample_tokens(probs: torch.Tensor, generator: torch.Generator | None, method
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_max(probs.shape[-1] - 1)
 
 
+def sample_argmax_entropy(
+    logits: torch.Tensor, generator: torch.Generator | None, method: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """logits: [N, V] -> (sampled, argmax, entropy) per row. On CUDA, "fast" is one fused
+    kernel pass (Gumbel-max draw, no [N, V] probabilities); elsewhere the step's plain chain,
+    so CPU results and the "reference" random stream stay as they were."""
+    if method == "fast" and fused_sampling_available(logits):
+        seed = torch.randint(0, 2**62, (1,), device=logits.device, generator=generator)
+        return fused_sample(logits, 1.0, seed)
+    probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
+    return sample_tokens(probs, generator, method), logits.argmax(dim=-1), token_entropy(logits)
+
+
 def random_canvas(shape: tuple[int, int], vocab_size: int, device, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randint(0, vocab_size, shape, device=device, generator=generator)
 
@@ -131,13 +145,12 @@ def denoise_step(
 ) -> StepOutput:
     logits = model.denoise(canvas, cache, self_cond) / temperature(remaining_steps, settings)
     b, c, v = logits.shape
-    probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
-    sampled = sample_tokens(probs.view(-1, v), generator, settings.sampling).view(b, c)
-    entropy = token_entropy(logits)
+    per_row = sample_argmax_entropy(logits.view(-1, v), generator, settings.sampling)
+    sampled, argmax, entropy = (t.view(b, c) for t in per_row)
     accepted = entropy_bound_accept(entropy, settings.entropy_bound)
     noise = random_canvas((b, c), v, canvas.device, generator)
     next_canvas = torch.where(accepted, sampled, noise)
-    return StepOutput(next_canvas, sampled, logits.argmax(dim=-1), logits, entropy, accepted)
+    return StepOutput(next_canvas, sampled, argmax, logits, entropy, accepted)
 
 
 # -- one canvas ----------------------------------------------------------------------------

@@ -92,11 +92,8 @@ class Attention(nn.Module):
         Sliding layers see the last `window - 1` cached positions, as the reference's cache holds."""
         q, k, v = self.project(x, cos, sin)
         cached_k, cached_v = cache.read(self.layer, last=None if self.window is None else self.window - 1)
-        if cached_k.shape[0] != k.shape[0]:  # several canvases (candidates) over one cached prompt
-            cached_k, cached_v = (t.expand(k.shape[0], -1, -1, -1) for t in (cached_k, cached_v))
-        keys = torch.cat([cached_k, k], dim=2)
-        values = torch.cat([cached_v, v], dim=2)
-        return self.o_proj(self._merge(ops.attention(q, keys, values, None)))
+        # A batch-1 cache may serve several canvases (candidates) over one prompt.
+        return self.o_proj(self._merge(ops.canvas_attention(q, cached_k, cached_v, k, v)))
 
     @staticmethod
     def _merge(out: torch.Tensor) -> torch.Tensor:
@@ -139,12 +136,7 @@ class Experts(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """x: [N, H]; weights, index: [N, K] -> [N, H]."""
-        out = torch.zeros_like(x)
-        for e in torch.unique(index).tolist():
-            token, slot = torch.where(index == e)
-            y = self.expert(e, x[token]) * weights[token, slot, None]
-            out.index_add_(0, token, y.to(out.dtype))
-        return out
+        return ops.moe_experts(x, weights, index, self.gate_up_proj, self.down_proj)
 
 
 class Layer(nn.Module):
@@ -255,15 +247,16 @@ class DiffusionGemma(nn.Module):
     def soft_embeddings(self, logits: torch.Tensor) -> torch.Tensor:
         """softmax(logits) @ embed, scaled like token embeddings: [B, C, V] -> [B, C, H]."""
         weight = self.embed_tokens.weight
-        probs = torch.softmax(logits, dim=-1, dtype=torch.float32).to(weight.dtype)
-        return (probs @ weight) * ops.embed_scale(self.config.hidden_size, weight.dtype)
+        return ops.soft_embeddings(logits, weight, ops.embed_scale(self.config.hidden_size, weight.dtype))
 
     def new_cache(self, batch_size: int = 1, capacity: int = 256) -> KVCache:
         return KVCache(len(self.layers), batch_size, capacity)
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         weight = self.embed_tokens.weight
-        return self.embed_tokens(ids) * ops.embed_scale(self.config.hidden_size, weight.dtype).to(weight.device)
+        # A 0-dim CPU scale multiplies a CUDA tensor as a scalar: no host-to-device copy, which a
+        # CUDA-graph capture of the denoising step would refuse.
+        return self.embed_tokens(ids) * ops.embed_scale(self.config.hidden_size, weight.dtype)
 
     def _run_layers(self, x, positions, cache: KVCache, encoding: bool) -> torch.Tensor:
         rope = {

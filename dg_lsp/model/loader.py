@@ -6,6 +6,11 @@ or many `*.safetensors` (with `model.safetensors.index.json` when sharded) and
 are read from the memory-mapped files one at a time, converted to the chosen dtype and
 placed on the chosen device, into a model built on the meta device (no second copy).
 
+A checkpoint written by `dg-lsp quantize` says so in config.json (`quantization_config`,
+`quant_method` "dg_lsp") and stores `X.weight_scale` beside each quantized `X.weight`: those
+modules are swapped for their quantized stand-ins (`quant_modules`) before loading, and their
+payloads and scales keep their stored dtypes.
+
 Every failure is a `ModelLoadError` with a message meant for the user.
 """
 
@@ -23,8 +28,10 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from ..errors import ModelLoadError
+from ..kernels.quant_format import FORMATS
 from .config import ConfigError, TextConfig, parse_config
 from .diffusion_gemma import DiffusionGemma
+from .quant_modules import quantized_module_names, swap_quantized_modules
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 INDEX_FILE = "model.safetensors.index.json"
@@ -63,6 +70,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     tokenizer_config: dict[str, Any] = field(default_factory=dict)
+    quantization: str | None = None  # "int8", "int4" or "fp8" for a quantized checkpoint
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -83,17 +91,22 @@ def load_model(
     dtype = dtype or default_dtype(device)
 
     config = _read_config(directory)
+    quant_format = read_quantization_format(directory)
     defaults = read_sampler_defaults(directory, config)
     tokenizer, tokenizer_config = _read_tokenizer(directory) if with_tokenizer else (None, {})
     shards = _find_shards(directory)
+    handles, where = _open_shards(shards)
+    names = _checkpoint_name_map(list(where))
 
     with torch.device("meta"):
         model = DiffusionGemma(config)
+        stored_dtype = _swap_quantized(model, quant_format, names, handles, where, directory)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    state = _read_weights(shards, expected, device, dtype, progress)
+    stored_dtype = {name: t.dtype for name, t in model.state_dict().items() if name in stored_dtype}
+    state = _read_weights(handles, where, names, expected, device, dtype, progress, stored_dtype)
     model.load_state_dict(state, assign=True, strict=True)
     model.to(device).eval().requires_grad_(False)  # loaded for inference; training builds its own
-    return LoadedModel(model, config, defaults, tokenizer, directory, device, dtype, tokenizer_config)
+    return LoadedModel(model, config, defaults, tokenizer, directory, device, dtype, tokenizer_config, quant_format)
 
 
 # -- config, generation config, tokenizer -------------------------------------------------
@@ -117,6 +130,23 @@ def _read_config(directory: Path) -> TextConfig:
         return parse_config(_read_json(path))
     except (ConfigError, TypeError) as err:
         raise ModelLoadError(f"{path}: {err}") from None
+
+
+def read_quantization_format(directory: Path) -> str | None:
+    """The `dg-lsp quantize` format named in config.json, or None for an unquantized checkpoint."""
+    raw = _read_json(directory / "config.json").get("quantization_config")
+    if raw is None:
+        return None
+    method = raw.get("quant_method") if isinstance(raw, dict) else None
+    if method != "dg_lsp":
+        raise ModelLoadError(
+            f"{directory / 'config.json'} names quantization {method!r}; dg-lsp loads only its own "
+            "(`dg-lsp quantize --bits 8|4|fp8 SRC DST` writes it from the bf16 checkpoint)"
+        )
+    fmt = raw.get("format")
+    if fmt not in FORMATS:
+        raise ModelLoadError(f"{directory / 'config.json'}: unknown quantization format {fmt!r}, expected one of {FORMATS}")
+    return fmt
 
 
 def read_sampler_defaults(directory: Path, config: TextConfig) -> SamplerDefaults:
@@ -194,15 +224,43 @@ def _checkpoint_name_map(keys: list[str]) -> dict[str, str]:
     return ours
 
 
-def _read_weights(shards, expected: dict[str, tuple], device, dtype, progress: bool) -> dict[str, torch.Tensor]:
+def _open_shards(shards: list[Path]) -> tuple[dict, dict[str, Path]]:
+    """(safetensors handle per shard, shard of every checkpoint key); nothing is read yet."""
     handles = {}
     for shard in shards:
         try:
             handles[shard] = safe_open(str(shard), framework="pt", device="cpu")
         except (SafetensorError, OSError) as err:
             raise ModelLoadError(f"corrupt or truncated safetensors file {shard}: {err}") from None
-    where = {key: shard for shard, h in handles.items() for key in h.keys()}
-    names = _checkpoint_name_map(list(where))
+    return handles, {key: shard for shard, h in handles.items() for key in h.keys()}
+
+
+def _swap_quantized(model, quant_format, names, handles, where, directory) -> set[str]:
+    """Swap in the quantized modules the checkpoint has scales for; returns the state-dict
+    names whose stored dtype is kept (payloads and scales)."""
+    modules = quantized_module_names(list(names))
+    if not modules:
+        if quant_format is not None:
+            raise ModelLoadError(f"{directory}/config.json says the weights are {quant_format}-quantized, "
+                                 "but the checkpoint holds no quantization scales")
+        return set()
+    if quant_format is None:
+        raise ModelLoadError(f"{directory} holds quantized weights but config.json has no quantization_config")
+    scale_shapes = {
+        name: tuple(handles[where[names[name]]].get_slice(names[name]).get_shape())
+        for name in names if name.endswith("_scale")
+    }
+    try:
+        return swap_quantized_modules(model, modules, quant_format, scale_shapes)
+    except (KeyError, ValueError, AttributeError) as err:
+        raise ModelLoadError(f"{directory}: quantized tensors do not fit the model: {err}") from None
+
+
+def _read_weights(handles, where, names, expected: dict[str, tuple], device, dtype, progress: bool,
+                  stored_dtype: dict[str, torch.dtype] | None = None) -> dict[str, torch.Tensor]:
+    """Every expected tensor, converted to `dtype` on `device`; quantized payloads and scales
+    (`stored_dtype`: name -> the dtype the module needs) are checked and kept as stored."""
+    stored_dtype = stored_dtype or {}
     _fill_layer_scalars(names, expected)
 
     missing = sorted(n for n in expected if n not in names and not _LAYER_SCALAR.match(n))
@@ -226,7 +284,10 @@ def _read_weights(shards, expected: dict[str, tuple], device, dtype, progress: b
             tensor = handles[where[names[name]]].get_tensor(names[name])
         except (SafetensorError, OSError) as err:
             raise ModelLoadError(f"cannot read tensor {names[name]}: {err}") from None
-        state[name] = tensor.to(device=device, dtype=dtype)
+        if name in stored_dtype and tensor.dtype != stored_dtype[name]:
+            raise ModelLoadError(f"{names[name]} is stored as {tensor.dtype}, but the quantization format needs "
+                                 f"{stored_dtype[name]}")
+        state[name] = tensor.to(device=device, dtype=None if name in stored_dtype else dtype)
     return state
 
 

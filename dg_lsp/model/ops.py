@@ -2,7 +2,9 @@
 
 Every function here is a plain-torch reference with a fixed signature, so a faster
 implementation (Triton on CUDA) can be swapped in by rebinding the name without touching
-the model's structure.
+the model's structure. The three imported from `dg_lsp.kernels` already dispatch: their
+Triton kernel for CUDA tensors at inference, else their torch reference twin, which
+computes exactly what the model computed before the kernels existed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from dg_lsp.kernels.attention import canvas_attention  # noqa: F401  (decoder: cached prompt + canvas)
+from dg_lsp.kernels.moe import moe_experts  # noqa: F401  (routed experts, grouped matmul)
+from dg_lsp.kernels.sampling import soft_embeddings  # noqa: F401  (self-conditioning input)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:

@@ -1,0 +1,84 @@
+-- Options for setup(): one table per section, checked once with vim.validate.
+local M = {}
+
+-- vim.validate's positional form is 0.11+; 0.10 only has the table form.
+local function validate(name, value, validator, message)
+  if vim.fn.has('nvim-0.11') == 1 then
+    vim.validate(name, value, validator, message)
+  else
+    vim.validate({ [name] = { value, validator, message } })
+  end
+end
+
+-- Mirrors the server's `dgLsp.*` schema (dg_lsp/server/settings.py): same names, same defaults.
+-- The server validates values; the plugin only checks names and types so typos surface early.
+M.server_settings = {
+  modelPath = '',
+  device = 'auto',
+  quantization = 'none',
+  maxCanvas = 128,
+  steps = 12,
+  invokedSteps = 32,
+  candidates = 3,
+  contextTokens = 2048,
+  enabledLanguages = {
+    'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'rust', 'go', 'lua', 'plaintext',
+  },
+  seed = 0,
+}
+
+M.defaults = {
+  -- How to start the server; tests and virtualenvs pass e.g. { 'python', '-m', 'dg_lsp', 'serve' }.
+  cmd = { 'dg-lsp', 'serve' },
+  root_markers = { '.git', 'pyproject.toml', 'package.json', 'Cargo.toml', 'go.mod' },
+  ghost_text = {
+    -- 'auto': Neovim's own vim.lsp.inline_completion where it exists (0.12+), else 'extmark'.
+    backend = 'auto',
+    debounce_ms = 150, -- extmark backend only; the native one has its own debounce
+    hl_group = 'DgLspGhost',
+  },
+  -- Insert-mode keys; false disables one. A key that has nothing to act on falls through.
+  keymaps = {
+    accept = '<Tab>',
+    accept_word = '<M-w>',
+    accept_line = '<M-l>',
+    dismiss = '<C-]>',
+    next = '<M-]>',
+    prev = '<M-[>',
+  },
+  settings = M.server_settings,
+}
+
+local function check_settings(settings)
+  for key, value in pairs(settings) do
+    local default = M.server_settings[key]
+    if default == nil then
+      error(('dg_lsp: unknown setting %q (see dgLsp.* in the README)'):format(key))
+    end
+    validate('settings.' .. key, value, type(default))
+  end
+end
+
+--- Merge user options over the defaults and check them.
+---@param opts table|nil
+---@return table
+function M.resolve(opts)
+  local cfg = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts or {})
+  -- Lists replace, not merge: tbl_deep_extend would splice user and default lists together.
+  if opts and opts.settings and opts.settings.enabledLanguages then
+    cfg.settings.enabledLanguages = opts.settings.enabledLanguages
+  end
+  if opts and opts.cmd then
+    cfg.cmd = opts.cmd
+  end
+  validate('cmd', cfg.cmd, 'table')
+  validate('ghost_text', cfg.ghost_text, 'table')
+  validate('keymaps', cfg.keymaps, 'table')
+  validate('ghost_text.backend', cfg.ghost_text.backend, function(v)
+    return v == 'auto' or v == 'native' or v == 'extmark'
+  end, "'auto', 'native' or 'extmark'")
+  check_settings(cfg.settings)
+  return cfg
+end
+
+return M

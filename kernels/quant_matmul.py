@@ -1,0 +1,213 @@
+"""Matmul with quantized weights: weight-only int8, group-wise int4, and FP8 x FP8 (Hopper).
+
+`y = x @ W.T` with W stored as in `quant_format` (payload + float32 scale). Two entry points,
+each with a plain-torch reference twin of the same signature:
+
+- `quant_matmul(x, qweight, scale, fmt)`: a dense linear layer, x [M, K] -> [M, N].
+- `grouped_quant_matmul(x, qweight, scale, fmt, pair_expert, fanout)`: routed experts. Pair p
+  (a token-expert assignment) computes `x[p // fanout] @ W[pair_expert[p]].T`; the weights are
+  [E, N, K]. Pairs are sorted by expert into blocks of BLOCK_M rows padded per expert
+  (`align_pairs`, the vLLM fused-MoE layout), so one program reads one expert's weight tile
+  once for up to BLOCK_M rows. The alignment uses only device-side torch ops of fixed output
+  size, so it is CUDA-graph safe (no host sync).
+
+Numerics. int8 / int4: weights are dequantized in registers to the activation dtype (bf16 on a
+GPU), the dot accumulates in float32; the int8 per-channel scale is applied once at the end,
+int4 group scales per K block (BLOCK_K divides the group size). fp8: activations are quantized
+per token to e4m3 on the host side (two torch ops), the dot is fp8 x fp8 -> fp32 on tensor
+cores, and both scales are applied at the end. Under the Triton interpreter (TRITON_INTERPRET=1,
+the CPU tests) the operands are cast to float32 before `tl.dot`: the interpreter gets bf16 and
+fp8 dots wrong or does not support them.
+
+Tile sizes are chosen by M bucket (canvas-sized 16..256 rows vs prompt-sized); on a GPU the
+block shape along N and K is autotuned per (bucket, N, K, format) unless DG_LSP_AUTOTUNE=0.
+Nothing is compiled or even decorated at import: the Triton half (`_quant_matmul_triton`) is
+imported at the first launch. Without triton the host wrappers raise and the model layers use
+the references (see `kernels_usable`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ._runtime import interpreting, triton_available, use_triton
+from .quant_format import dequantize_weight, quantize_activations_fp8
+
+_FORMAT_ID = {"int8": 0, "int4": 1, "fp8": 2}
+MIN_DOT = 16  # tl.dot on a GPU needs every block dimension >= 16
+
+
+def kernels_usable(x: torch.Tensor, fmt: str, group: int | None = None) -> bool:
+    """Whether a model layer should call the compiled kernel for activations `x`, format `fmt`
+    (group: int4's group size, K otherwise): CUDA tensors with Triton, inference only (the
+    CPU always takes the reference; the tests call the kernels through the interpreter)."""
+    if not use_triton(x):
+        return False
+    if fmt in ("int4", "fp8") and (group or 0) % MIN_DOT:
+        return False  # a K block must divide the group (int4) or K (fp8), and tl.dot needs K blocks >= 16
+    # fp8 tensor-core dots need Ada/Hopper (sm_89+); elsewhere fp8 weights use the reference.
+    return fmt != "fp8" or torch.cuda.get_device_capability(x.device) >= (8, 9)
+
+
+# -- reference twins ---------------------------------------------------------------------
+
+
+def quant_matmul_reference(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str) -> torch.Tensor:
+    """x: [M, K] -> [M, N] in x's dtype; float32 math. fp8 quantizes x per token first, as the kernel does."""
+    if fmt == "fp8":
+        xq, xs = quantize_activations_fp8(x)
+        y = (xq.float() @ qweight.float().T) * xs[:, None] * scale.float()[None, :]
+        return y.to(x.dtype)
+    w = dequantize_weight(qweight, scale, fmt, torch.float32)
+    return (x.float() @ w.T).to(x.dtype)
+
+
+def grouped_quant_matmul_reference(
+    x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str, pair_expert: torch.Tensor, fanout: int
+) -> torch.Tensor:
+    """x: [M, K]; qweight/scale: per expert [E, ...]; pair_expert: [P] -> [P, N] in x's dtype."""
+    pairs = pair_expert.numel()
+    out = torch.zeros(pairs, qweight.shape[1], dtype=x.dtype, device=x.device)
+    rows = torch.arange(pairs, device=x.device) // fanout
+    for e in torch.unique(pair_expert).tolist():
+        (sel,) = torch.where(pair_expert == e)
+        out[sel] = quant_matmul_reference(x[rows[sel]], qweight[e], scale[e], fmt)
+    return out
+
+
+# -- routing alignment (device-side, graph safe) ------------------------------------------
+
+
+def align_pairs(pair_expert: torch.Tensor, num_experts: int, block_m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort pairs by expert into blocks of `block_m` rows, each expert's run padded to a block.
+
+    pair_expert: [P] expert of each pair -> (sorted_pairs [capacity] pair ids, padding = P;
+    block_expert [capacity // block_m]). capacity = P + E * (block_m - 1) rounded up to a block:
+    a fixed bound, so the shapes do not depend on the routing (no host sync, graph capturable).
+    Blocks past the used ones hold only padding; the kernel returns early on them.
+    """
+    pairs = pair_expert.numel()
+    device = pair_expert.device
+    capacity = -(-(pairs + num_experts * (block_m - 1)) // block_m) * block_m
+    flat = pair_expert.reshape(-1).long()
+    # counts via scatter_add (torch.bincount syncs on CUDA to find its size)
+    counts = torch.zeros(num_experts, dtype=torch.long, device=device).scatter_add_(0, flat, torch.ones_like(flat))
+    padded = (counts + block_m - 1) // block_m * block_m
+    padded_end = torch.cumsum(padded, 0)
+    padded_start = padded_end - padded
+    start = torch.cumsum(counts, 0) - counts
+    order = torch.sort(flat, stable=True).indices  # pair ids, grouped by expert
+    sorted_expert = flat[order]
+    dest = padded_start[sorted_expert] + torch.arange(pairs, device=device) - start[sorted_expert]
+    sorted_pairs = torch.full((capacity,), pairs, dtype=torch.long, device=device).scatter_(0, dest, order)
+    block_start = torch.arange(0, capacity, block_m, device=device)
+    block_expert = torch.searchsorted(padded_end, block_start, right=True).clamp_max_(num_experts - 1)
+    return sorted_pairs, block_expert
+
+
+# -- tile configuration ------------------------------------------------------------------
+
+
+def m_bucket(m: int) -> int:
+    """Rows rounded up to a power of two, from 16; everything above 256 is one 'prompt' bucket."""
+    return 512 if m > 256 else max(MIN_DOT, 1 << (m - 1).bit_length())
+
+
+def block_m_for(m: int) -> int:
+    return min(m_bucket(m), 64) if m <= 256 else 128
+
+
+def _largest_pow2_divisor(n: int, cap: int) -> int:
+    b = 1
+    while b * 2 <= cap and n % (b * 2) == 0:
+        b *= 2
+    return b
+
+
+def default_tiles(m: int, fmt: str, group: int) -> dict[str, int]:
+    """The interpreter's (and DG_LSP_AUTOTUNE=0's) tile choice: narrow N tiles for canvas-sized
+    inputs (weight-bound: spread the weight over many programs), square tiles for prompts."""
+    block_n = 64 if m <= 256 else 128
+    block_k = 128 if fmt == "fp8" else 64
+    if fmt in ("int4", "fp8"):  # int4: one scale per K block; fp8: no K tail (see the kernel)
+        block_k = _largest_pow2_divisor(group, block_k)
+    return {"BLOCK_N": block_n, "BLOCK_K": block_k, "num_warps": 4, "num_stages": 3 if m <= 256 else 4}
+
+
+def _check(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str, experts: bool) -> tuple[int, int, int]:
+    if not triton_available():
+        raise RuntimeError("triton is not installed: use the reference")
+    if fmt not in _FORMAT_ID:
+        raise ValueError(f"unknown quantization format {fmt!r}")
+    if x.dim() != 2:
+        raise ValueError(f"x must be [M, K], got {tuple(x.shape)}")
+    if qweight.dim() != (3 if experts else 2):
+        raise ValueError(f"qweight must be {'[E, N, K]' if experts else '[N, K]'}-shaped, got {tuple(qweight.shape)}")
+    k = x.shape[1]
+    n = qweight.shape[-2]
+    stored_k = qweight.shape[-1] * (2 if fmt == "int4" else 1)
+    if stored_k != k:
+        raise ValueError(f"x has {k} columns but the {fmt} weight holds {stored_k}")
+    group = k // scale.shape[-1] if fmt == "int4" else k
+    return n, k, group
+
+
+def _launch(x, qweight, scale, fmt, out, pairs, block_expert, m, p, fanout, block_m, group, grouped):
+    n, k = qweight.shape[-2], x.shape[1]
+    x_scale = None
+    if fmt == "fp8":
+        x, x_scale = quantize_activations_fp8(x)
+    else:
+        x_scale = scale  # unused; any pointer will do
+    # One code path for both modes: a dense weight is a single expert.
+    w3 = qweight if grouped else qweight.unsqueeze(0)
+    s3 = scale if grouped else scale.unsqueeze(0)
+    strides_s = (s3.stride(0), s3.stride(1), s3.stride(2) if fmt == "int4" else 0)
+    rows = p if grouped else m
+    bucket = m_bucket(rows)
+    args = (
+        x, w3, s3, x_scale, out, pairs, block_expert,
+        m, n, k, p, fanout, group, bucket,
+        x.stride(0), x.stride(1),
+        w3.stride(0), w3.stride(1), w3.stride(2),
+        *strides_s,
+        out.stride(0), out.stride(1),
+    )
+    meta = dict(FORMAT=_FORMAT_ID[fmt], GROUPED=grouped, BLOCK_M=block_m)
+    programs_m = (pairs.numel() // block_m) if grouped else -(-m // block_m)
+    from . import _quant_matmul_triton as impl  # imported at first launch: TRITON_INTERPRET is read then
+
+    if x.device.type == "cuda" and os.environ.get("DG_LSP_AUTOTUNE", "1") != "0":
+        impl.launch_autotuned(programs_m, n, args, meta)
+    else:
+        impl.launch(programs_m, n, args, meta, default_tiles(rows, fmt, group), dot_fp32=interpreting())
+    return out
+
+
+def quant_matmul(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str) -> torch.Tensor:
+    """x: [M, K] (bf16/fp16/fp32) -> [M, N] in x's dtype. See the module docstring."""
+    n, k, group = _check(x, qweight, scale, fmt, experts=False)
+    m = x.shape[0]
+    out = torch.empty(m, n, dtype=x.dtype, device=x.device)
+    if m == 0:
+        return out
+    dummy = torch.zeros(1, dtype=torch.long, device=x.device)
+    return _launch(x, qweight, scale, fmt, out, dummy, dummy, m, 0, 1, block_m_for(m), group, grouped=False)
+
+
+def grouped_quant_matmul(
+    x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str, pair_expert: torch.Tensor, fanout: int
+) -> torch.Tensor:
+    """x: [M, K]; qweight/scale per expert; pair_expert: [P] -> [P, N], row p = x[p // fanout] @ W[e_p].T."""
+    n, k, group = _check(x, qweight, scale, fmt, experts=True)
+    pairs = pair_expert.numel()
+    out = torch.empty(pairs, n, dtype=x.dtype, device=x.device)
+    if pairs == 0:
+        return out
+    # About P / E rows per expert: a block no larger than that wastes little on padding.
+    block_m = max(MIN_DOT, min(64, 1 << max(0, (pairs // qweight.shape[0] - 1)).bit_length()))
+    sorted_pairs, block_expert = align_pairs(pair_expert, qweight.shape[0], block_m)
+    return _launch(x, qweight, scale, fmt, out, sorted_pairs, block_expert, x.shape[0], pairs, fanout,
+                   block_m, group, grouped=True)
