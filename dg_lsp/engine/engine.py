@@ -83,8 +83,16 @@ class Engine:
 
     @classmethod
     def from_directory(cls, directory: str | Path, device: str = "cpu", dtype: torch.dtype | None = None,
-                       progress: bool = True, **kwargs) -> Engine:
-        return cls(load_model(directory, device=device, dtype=dtype, progress=progress), **kwargs)
+                       progress: bool = True, quantization: str = "none", **kwargs) -> Engine:
+        """`quantization` (int8, int4, fp8) quantizes a checkpoint stored unquantized as it
+        loads; a checkpoint written by `dg-lsp quantize` keeps its own format."""
+        loaded = load_model(directory, device=device, dtype=dtype, progress=progress)
+        if quantization != "none" and loaded.quantization is None:
+            from ..model.quantize import quantize_loaded_model
+
+            quantize_loaded_model(loaded.model, quantization)
+            loaded = replace(loaded, quantization=quantization)
+        return cls(loaded, **kwargs)
 
     @property
     def device(self) -> torch.device:

@@ -25,7 +25,7 @@ from ..errors import InputError, ModelLoadError
 from ..kernels.quant_format import FORMATS, int4_group_size, quantize_weight
 from .config import ConfigError, parse_config
 from .loader import _DECODER, _ENCODER, INDEX_FILE, PICKLE_SUFFIXES, _find_shards, _read_json
-from .quant_modules import QUANTIZED_EXPERTS, QUANTIZED_LINEAR, SCALE_SUFFIX
+from .quant_modules import QUANTIZED_EXPERTS, QUANTIZED_LINEAR, SCALE_SUFFIX, swap_quantized_modules
 
 BITS_TO_FORMAT = {"8": "int8", "4": "int4", "fp8": "fp8"}
 DEFAULT_GROUP_SIZE = 128
@@ -222,3 +222,29 @@ def _copy_side_files(src: Path, dst: Path) -> None:
         if path.suffix == ".safetensors" or path.suffix in PICKLE_SUFFIXES:
             continue
         shutil.copy2(path, dst / path.name)
+
+
+@torch.no_grad()
+def quantize_loaded_model(model: torch.nn.Module, fmt: str, group_size: int = DEFAULT_GROUP_SIZE) -> int:
+    """Quantize a model already in memory (the server's `dgLsp.quantization` setting with a
+    checkpoint stored unquantized): the same weights and layout as `quantize_checkpoint`
+    writes, swapped in module by module. Returns how many weights were quantized."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown quantization format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    modules, scale_shapes, tensors = {}, {}, {}
+    for name, weight in model.named_parameters():
+        kind = "linear" if QUANTIZED_LINEAR.match(name) else "experts" if QUANTIZED_EXPERTS.match(name) else None
+        if kind is None or (fmt == "int4" and int4_group_size(weight.shape[-1], group_size) is None):
+            continue
+        payload, scale = quantize_tensor(weight, fmt, group_size)
+        modules[name.rsplit(".", 1)[0]] = kind
+        tensors[name], tensors[name + SCALE_SUFFIX] = payload, scale
+        scale_shapes[name + SCALE_SUFFIX] = tuple(scale.shape)
+    device = next(model.parameters()).device
+    swap_quantized_modules(model, modules, fmt, scale_shapes)
+    for name, tensor in tensors.items():
+        module_name, _, buffer = name.rpartition(".")
+        getattr(model.get_submodule(module_name), buffer).copy_(tensor)
+    for module_name in modules:
+        model.get_submodule(module_name).to(device)
+    return len(modules)

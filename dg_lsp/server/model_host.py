@@ -53,7 +53,7 @@ class ModelHost:
     def load(self, settings: Settings) -> None:
         """Start loading in a background thread (nothing to do if that model is already loaded)."""
         model_dir = self.resolve_model_dir(settings)
-        key = (model_dir, settings.device, settings.contextTokens)
+        key = (model_dir, settings.device, settings.quantization, settings.contextTokens)
         with self._lock:
             if key == self._loaded_key and self.state in ("loading", "ready"):
                 return
@@ -84,7 +84,7 @@ class ModelHost:
             if device == "cuda" and not torch.cuda.is_available():
                 raise DgLspError("dgLsp.device is cuda, but this machine has no CUDA GPU")
             engine = Engine.from_directory(model_dir, device=device, progress=False,
-                                           context_tokens=settings.contextTokens)
+                                           quantization=settings.quantization, context_tokens=settings.contextTokens)
         except DgLspError as err:
             self._fail(str(err), key)
             return

@@ -211,3 +211,20 @@ def test_cuda_kernels_give_the_cpu_reference_logits(quantized, kind, fmt):
         gpu.encode(prompt.cuda(), cache)
         got = gpu.denoise(canvas.cuda(), cache).cpu()
     torch.testing.assert_close(got, cpu, atol=2e-2, rtol=2e-2)  # fp32 activations; tf32 dots on the GPU
+
+
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+@pytest.mark.parametrize("fmt", ["int8", "int4", "fp8"])
+def test_quantizing_at_load_equals_loading_a_quantized_checkpoint(quantized, dense_dir, moe_dir, kind, fmt):
+    # The server's dgLsp.quantization setting: a checkpoint stored in float, quantized in memory.
+    from dg_lsp.engine.engine import Engine
+    from dg_lsp.model.quantize import quantize_loaded_model
+
+    written = load_model(quantized(kind, fmt).directory, progress=False)
+    loaded = load_model(dense_dir if kind == "dense" else moe_dir, progress=False)
+    count = quantize_loaded_model(loaded.model, fmt, GROUP)
+    assert count > 0
+    assert torch.equal(_logits(loaded.model), _logits(written.model))
+    engine = Engine.from_directory(dense_dir if kind == "dense" else moe_dir, progress=False, quantization=fmt)
+    assert engine.loaded.quantization == fmt
+    assert any(isinstance(m, QuantLinear) for m in engine.model.modules())

@@ -24,7 +24,7 @@ def test_settings_ignore_nonsense_without_crashing():
 
 def test_schema_lists_every_setting_with_its_default():
     described = schema()
-    assert described["dgLsp.steps"]["default"] == 12
+    assert described["dgLsp.steps"]["default"] == 4
     assert described["dgLsp.device"]["enum"] == ["auto", "cpu", "cuda"]
     assert set(described) == {f"dgLsp.{name}" for name in Settings.__dataclass_fields__}
 
