@@ -15,8 +15,9 @@ What a graph bakes in, and how that stays correct:
   fixed in a graph. So a graph is keyed on the cache's identity, its storage addresses and its
   length (plus batch, canvas length and whether self-conditioning is given) and is captured
   again when any of them changes: once per canvas, since all denoising steps of a canvas
-  share one cache state. Capture costs about one eager step and the first call of a key runs
-  eagerly, so a canvas of 12 to 48 steps replays all but its first one or two. The cache
+  share one cache state. The first step (no self-conditioning yet) runs eagerly; the second
+  runs eagerly and is captured (a capture costs about one eager step), so a canvas of 12 to
+  48 steps replays all but its first two, and a 4-step canvas breaks about even. The cache
   *contents* are read at replay time, so a cache truncated and re-encoded to the same length
   in the same storage is still read correctly.
   Why not one graph per cache-length bucket: that needs the decoder to take its positions
@@ -95,6 +96,10 @@ class GraphedDenoiser:
         if key[:3] != self._state:  # a new cache state (a new canvas or prompt): old graphs are stale
             self._graphs.clear()
             self._state = key[:3]
+        if self_cond_logits is None:
+            # A canvas's first step, the only one without self-conditioning: a graph of it
+            # would never be replayed.
+            return self.model.denoise(canvas, cache, self_cond_logits)
         if key not in self._graphs:
             # First call of this key: run eagerly (it warms up autotuners and allocators, which
             # must not run during capture), then capture for the next calls.
