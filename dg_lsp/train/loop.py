@@ -5,7 +5,10 @@
 
 A GPU run is the same command with `--preset gpu --device cuda` (and more steps).
 Checkpoints are safetensors (model and optimizer state) plus a JSON file with the step,
-the settings and the random state; `--out` resumes from them when they exist.
+the settings and the random state; `--out` resumes from them when they exist. A run can also
+continue from an exported model directory and its progress state (`resume_from_export`,
+what `dg_lsp.train.pipeline` does across GPU commands): the weights come back in bf16 and
+the optimizer's moments start afresh, so the learning rate warms up again.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,11 +44,20 @@ def init_weights(model: DiffusionGemma, std: float = 0.02) -> None:
             torch.nn.init.normal_(param, std=std)
 
 
-def lr_at(step: int, settings: TrainSettings) -> float:
+def lr_at(step: int, settings: TrainSettings, train_seconds: float = 0.0, restart_step: int = 0) -> float:
+    """Linear warmup, then a cosine down to a tenth over `steps`, or over `schedule_minutes` of
+    training time when set (a run bounded by time cannot know its step count). After a resume
+    with fresh optimizer moments (`restart_step`), the rate warms up again."""
     if step < settings.warmup:
         return settings.lr * (step + 1) / settings.warmup
-    progress = min(1.0, (step - settings.warmup) / max(1, settings.steps - settings.warmup))
-    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    if settings.schedule_minutes:
+        progress = train_seconds / (settings.schedule_minutes * 60)
+    else:
+        progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    lr = settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    if restart_step and step - restart_step < settings.warmup:
+        lr *= (step - restart_step + 1) / settings.warmup
+    return lr
 
 
 class Trainer:
@@ -52,6 +65,9 @@ class Trainer:
         self.out, self.settings, self.tokenizer_path = Path(out), settings, Path(tokenizer_path)
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(settings.seed)
+        if settings.device.startswith("cuda"):
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 master weights, TF32 matmuls: much faster
+            torch.backends.cudnn.allow_tf32 = True
         self.config = model_config(settings.preset, canvas_length=max(settings.canvas_lens))
         self.model = DiffusionGemma(parse_config(self.config)).to(settings.device)
         init_weights(self.model)
@@ -72,6 +88,8 @@ class Trainer:
         self.eval_sampler = FimSampler(heldout, newlines, settings.prompt_len, settings.canvas_lens, seed=1234)
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.step = 0
+        self.train_seconds = 0.0  # across resumes: the history's clock and the time-based schedule
+        self.restart_step = 0  # where the optimizer last started afresh (see lr_at)
         self.history: list[dict] = []
         self.train_tokens = len(train.ids)
         self._resume()
@@ -89,12 +107,37 @@ class Trainer:
         for index, param_state in meta["optimizer_state_keys"].items():
             state["state"][int(index)] = {key: flat[f"{index}.{key}"] for key in param_state}
         self.optimizer.load_state_dict(state)
-        self.step, self.history = meta["step"], meta["history"]
-        self.generator.set_state(torch.tensor(meta["generator_state"], dtype=torch.uint8))
-        self.train_batches.rng.setstate(_tuple_state(meta["sampler_state"]))
+        self.restore_progress(meta)
         print(f"resumed from step {self.step}")
 
+    def progress_state(self) -> dict:
+        """Everything but the tensors that a resumed run needs: step, clock, history, random state."""
+        return {"step": self.step, "train_seconds": self.train_seconds, "restart_step": self.restart_step,
+                "history": self.history, "settings": asdict(self.settings), "config": self.config,
+                "generator_state": self.generator.get_state().tolist(),
+                "sampler_state": self.train_batches.rng.getstate()}
+
+    def restore_progress(self, meta: dict) -> None:
+        self.step, self.history = meta["step"], meta["history"]
+        last_seconds = self.history[-1]["seconds"] if self.history else 0.0
+        self.train_seconds = meta.get("train_seconds", last_seconds)
+        self.restart_step = meta.get("restart_step", 0)
+        self.generator.set_state(torch.tensor(meta["generator_state"], dtype=torch.uint8))
+        self.train_batches.rng.setstate(_tuple_state(meta["sampler_state"]))
+
+    def resume_from_export(self, model_dir: Path, meta: dict) -> None:
+        """Continue from an exported (bf16) model directory and its `progress_state()`. The
+        optimizer's moments are not in the export (they would triple what comes back from the
+        GPU machine), so they start afresh and the learning rate warms up again from here."""
+        from ..model.loader import load_model
+
+        loaded = load_model(model_dir, device="cpu", dtype=torch.float32, with_tokenizer=False, progress=False)
+        self.model.load_state_dict(loaded.model.state_dict())
+        self.restore_progress(meta)
+        self.restart_step = self.step
+
     def save(self) -> None:
+        """A full checkpoint (fp32 weights and optimizer state) in `out`."""
         save_file({k: v.detach().contiguous() for k, v in self.model.state_dict().items()},
                   self.out / "model.safetensors")
         flat, keys = {}, {}
@@ -103,41 +146,47 @@ class Trainer:
             for key, value in param_state.items():
                 flat[f"{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
         save_file(flat, self.out / "optimizer.safetensors")
-        meta = {"step": self.step, "history": self.history, "settings": asdict(self.settings),
-                "config": self.config, "optimizer_state_keys": keys,
-                "generator_state": self.generator.get_state().tolist(),
-                "sampler_state": self.train_batches.rng.getstate()}
+        meta = {**self.progress_state(), "optimizer_state_keys": keys}
         (self.out / "checkpoint.json").write_text(json.dumps(meta))
 
     # -- training ---------------------------------------------------------------------------
 
-    def train(self) -> None:
+    def train(self, deadline: float | None = None, progress: bool = True,
+              checkpoint: Callable[[], None] | None = None, log: Callable[[str], None] | None = None) -> None:
+        """Train until `steps` or the deadline (a `time.monotonic()` value; default: `minutes`
+        from now). `checkpoint` replaces `save` (called every `checkpoint_every` steps and at
+        the end); without `progress` there is no bar and no per-step GPU sync for it."""
         s = self.settings
-        deadline = time.monotonic() + s.minutes * 60 if s.minutes else None
+        if deadline is None and s.minutes:
+            deadline = time.monotonic() + s.minutes * 60
+        checkpoint = checkpoint or self.save
+        log = log or (tqdm.write if progress else lambda line: print(line, flush=True))
         batches = self.train_batches.batches(s.batch_size)
-        bar = tqdm(total=s.steps, initial=self.step, desc="training", unit="step")
+        bar = tqdm(total=s.steps, initial=self.step, desc="training", unit="step", disable=not progress)
         self.model.train()
-        started = time.monotonic()
         while self.step < s.steps and (deadline is None or time.monotonic() < deadline):
+            started = time.monotonic()
             batch = next(batches)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(self.step, s)
+                group["lr"] = lr_at(self.step, s, self.train_seconds, self.restart_step)
             ar, diffusion = losses(self.model, _to(batch, s.device), self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             (ar + diffusion).backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.optimizer.step()
             self.step += 1
-            bar.update(1)
-            bar.set_postfix(ar=f"{ar.item():.3f}", diffusion=f"{diffusion.item():.3f}")
+            if progress:
+                bar.update(1)
+                bar.set_postfix(ar=f"{ar.item():.3f}", diffusion=f"{diffusion.item():.3f}")
             if self.step % s.eval_every == 0 or self.step == s.steps:
                 self.history.append({"step": self.step, "train_ar": ar.item(), "train_diffusion": diffusion.item(),
-                                     **self.evaluate(), "seconds": time.monotonic() - started})
-                tqdm.write(json.dumps(self.history[-1]))
+                                     **self.evaluate(), "seconds": self.train_seconds})
+                log(json.dumps(self.history[-1]))
+            self.train_seconds += time.monotonic() - started
             if self.step % s.checkpoint_every == 0:
-                self.save()
+                checkpoint()
         bar.close()
-        self.save()
+        checkpoint()
 
     @torch.no_grad()
     def evaluate(self, batches: int = 4) -> dict[str, float]:
@@ -171,7 +220,7 @@ def model_card(trainer: Trainer) -> str:
         "examples in SPM order.\n\n"
         f"- Training: {trainer.step} steps of {s.batch_size} examples "
         f"(prompt {s.prompt_len} tokens, canvases {list(s.canvas_lens)}), on `{s.device}`; "
-        f"{last.get('seconds', 0) / 60:.0f} minutes.\n"
+        f"{trainer.train_seconds / 60:.0f} minutes.\n"
         f"- Corpus: {trainer.train_tokens / 1e6:.1f}M training tokens of the code on the build machine "
         "(see the corpus manifest); held out by package.\n"
         f"- Last held-out losses: next-token {last.get('heldout_ar', float('nan')):.3f}, "
@@ -192,7 +241,7 @@ def _tuple_state(state):
 def run(args: argparse.Namespace) -> int:
     settings = TrainSettings(preset=args.preset, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                              prompt_len=args.prompt_len, lr=args.lr, device=args.device,
-                             max_train_tokens=args.max_train_tokens)
+                             max_train_tokens=args.max_train_tokens, schedule_minutes=args.schedule_minutes)
     random.seed(settings.seed)
     trainer = Trainer(args.corpus, args.tokenizer, args.out, settings)
     trainer.train()

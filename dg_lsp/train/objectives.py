@@ -36,9 +36,11 @@ def losses(model: DiffusionGemma, batch: Batch, generator: torch.Generator, self
     ar = (F.cross_entropy(logits.transpose(1, 2), next_tokens, reduction="none") * weights).sum() / weights.sum()
 
     cache.truncate(p)  # the decoder reads the prompt only (causal: its KV ignores the target)
+    # Drawn from the CPU generator (reproducible on any device), then moved beside the target.
     noise_level = torch.rand(b, 1, generator=generator)
-    noised = torch.where(torch.rand(target.shape, generator=generator) < noise_level,
-                         torch.randint(0, model.config.vocab_size, target.shape, generator=generator), target)
+    replace = (torch.rand(target.shape, generator=generator) < noise_level).to(target.device)
+    random_tokens = torch.randint(0, model.config.vocab_size, target.shape, generator=generator).to(target.device)
+    noised = torch.where(replace, random_tokens, target)
     self_cond = None
     if torch.rand(1, generator=generator).item() < self_cond_share:
         with torch.no_grad():

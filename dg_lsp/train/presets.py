@@ -50,8 +50,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "test": _text(hidden=64, layers=2, heads=2, head_dim=32, intermediate=128, expert=32, window=64),
     # CPU-trainable in an hour (~3M parameters, half of them the embeddings).
     "cpu": _text(hidden=192, layers=4, heads=4, head_dim=48, intermediate=512, expert=96, window=512),
-    # The shipped size on a GPU (~24M parameters, under 48 MB in bf16).
-    "gpu": _text(hidden=448, layers=10, heads=8, head_dim=56, intermediate=1344, expert=224, window=1024),
+    # The shipped size, trained on a GPU: 22,018,440 parameters (3,670,016 of them the
+    # embeddings), 44.04 MB of bf16 weights; with the tokenizer (~0.54 MB) and the model card
+    # files the exported directory is ~45 MB, under the 48 MB the shipped model may take.
+    # (10 layers with a 1344-wide MLP were 32.9M parameters, 65.7 MB: too big.)
+    "gpu": _text(hidden=448, layers=8, heads=8, head_dim=56, intermediate=896, expert=224, window=1024),
 }
 
 

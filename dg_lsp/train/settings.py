@@ -13,6 +13,7 @@ class TrainSettings:
     preset: str = "cpu"
     steps: int = 20_000
     minutes: float | None = None  # stop after this much wall time (checkpoint and export first)
+    schedule_minutes: float | None = None  # the LR cosine spans this much training time, not `steps`
     batch_size: int = 16
     prompt_len: int = 256
     canvas_lens: tuple[int, ...] = (16, 32, 64)
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=defaults.preset, choices=["test", "cpu", "gpu"])
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--minutes", type=float, default=None, help="stop after this much time")
+    parser.add_argument("--schedule-minutes", type=float, default=None,
+                        help="let the learning-rate cosine span this much training time instead of --steps")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--prompt-len", type=int, default=defaults.prompt_len)
     parser.add_argument("--lr", type=float, default=defaults.lr)
