@@ -24,7 +24,7 @@ The table is printed, a JSON record goes to benchmarks/results/kernels-cuda-<dat
 is printed last as one line. Run from the repository root (needs CUDA and Triton):
 
     python benchmarks/kernels.py               # everything, a few minutes
-    python benchmarks/kernels.py --only moe    # one family: sampler, soft_embed, attention, moe
+    python benchmarks/kernels.py --only moe    # one family: sampler, soft_embed, attention, moe, quant_matmul
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ DEVICE = "cuda"  # a module constant so a CPU smoke run (interpreter, tiny sizes
 def import_kernels():
     """The kernel modules (dg_lsp maps kernels/ as `dg_lsp.kernels` in a checkout that was not
     pip-installed, e.g. on a bare GPU machine)."""
-    from dg_lsp.kernels import attention, moe, sampling
+    from dg_lsp.kernels import attention, moe, quant_matmul, sampling
 
-    return attention, moe, sampling
+    return attention, moe, quant_matmul, sampling
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -271,7 +271,38 @@ def moe_cases(moe, l2: int) -> list[Case]:
     return cases
 
 
-FAMILIES = {"sampler": sampler_cases, "soft_embed": soft_embed_cases, "attention": attention_cases, "moe": moe_cases}
+# Projections of the 26B-A4B layer whose weights `dg-lsp quantize` stores quantized: q_proj
+# (16 heads x 256) and the dense MLP's up projection (2112) and down projection.
+QUANT_SHAPES = {"q_proj": (HEADS * SLIDING_HEAD_DIM, HIDDEN), "mlp.up_proj": (2112, HIDDEN), "mlp.down_proj": (HIDDEN, 2112)}
+QUANT_ROWS = (16, 64, 256, 512)  # canvas-sized rows, and a prompt chunk
+
+
+def quant_matmul_cases(quant, l2: int) -> list[Case]:
+    """Weight-only int8 / int4 (group 128) / fp8 matmul against cuBLAS on the same weights in
+    bf16 (what an unquantized model runs); the check is against the kernel's torch twin, since
+    the quantization error itself is not the kernel's."""
+    from dg_lsp.kernels.quant_format import quantize_weight
+
+    cases = []
+    for label, (n, k) in QUANT_SHAPES.items():
+        weight = (torch.randn(n, k, device=DEVICE) * k**-0.5).to(torch.bfloat16)
+        for fmt in ("int8", "int4", "fp8"):
+            payload, scale = quantize_weight(weight, fmt, 128)
+            for m in QUANT_ROWS:
+                x = torch.randn(m, k, device=DEVICE, dtype=torch.bfloat16)
+                nbytes = payload.numel() * payload.element_size() + scale.numel() * 4 + (m * k + m * n) * 2
+                twin = quant.quant_matmul_reference(x, payload, scale, fmt)
+                cases.append(Case(
+                    "quant_matmul", f"{fmt} {label} M={m} N={n} K={k} (baseline: bf16 cuBLAS)", nbytes, 2 * m * n * k,
+                    lambda x=x: x @ weight.T,
+                    {"autotuned": lambda x=x, payload=payload, scale=scale, fmt=fmt: quant.quant_matmul(x, payload, scale, fmt)},
+                    lambda out, _baseline, twin=twin: relative_error(out, twin),
+                ))
+    return cases
+
+
+FAMILIES = {"sampler": sampler_cases, "soft_embed": soft_embed_cases, "attention": attention_cases, "moe": moe_cases,
+            "quant_matmul": quant_matmul_cases}
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -305,12 +336,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/kernels.py needs a CUDA GPU (the kernels' CPU path is the torch reference)")
-    attention, moe, sampling = import_kernels()
+    attention, moe, quant_matmul, sampling = import_kernels()
     started = dt.datetime.now()
     device = torch.device("cuda")
     torch.manual_seed(0)
     l2 = torch.cuda.get_device_properties(device).L2_cache_size
-    modules = {"sampler": sampling, "soft_embed": sampling, "attention": attention, "moe": moe}
+    modules = {"sampler": sampling, "soft_embed": sampling, "attention": attention, "moe": moe,
+               "quant_matmul": quant_matmul}
     ceil = measure_ceilings()
     rows = []
     with torch.inference_mode():
