@@ -1,7 +1,8 @@
 """What every benchmark record says about where and when it was measured, and where it goes.
 
 Shared by the scripts in benchmarks/: the git commit (and whether the measured code had
-uncommitted changes), the device, and the JSON file under benchmarks/results/.
+uncommitted changes), the device, latency percentiles, and the JSON file under
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,4 +64,25 @@ def write_record(record: dict[str, Any], out_dir: Path, benchmark: str, device_k
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{benchmark}-{device_kind}-{now.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """numpy's percentile (linear interpolation); None for no values."""
+    return float(np.percentile(values, q)) if values else None
+
+
+def latency_stats(values: list[float]) -> dict[str, Any]:
+    """n, p50, p95, mean and max of timings in milliseconds."""
+    if not values:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "mean_ms": None, "max_ms": None}
+    return {"n": len(values), "p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95),
+            "mean_ms": float(np.mean(values)), "max_ms": float(np.max(values))}
+
+
+def publish_record(record: dict[str, Any], out_dir: Path, benchmark: str, device_kind: str, now: dt.datetime) -> Path:
+    """Write the record (`write_record`), say where on stderr, and print it as one JSON line."""
+    path = write_record(record, out_dir, benchmark, device_kind, now)
+    print(f"wrote {path}", file=sys.stderr)
+    print(json.dumps(record))
     return path

@@ -37,7 +37,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, record_header, write_record  # noqa: E402
+from bench_records import device_description, latency_stats, publish_record, record_header  # noqa: E402
 
 from dg_lsp.engine.engine import Engine  # noqa: E402
 
@@ -47,13 +47,6 @@ SOURCE = Path(sysconfig.get_paths()["stdlib"]) / "_pydecimal.py"
 LINE_CANVAS = 24  # dg_lsp.context.plan.LINE_CANVAS: the canvas of a single-line completion
 TARGET_P50_MS = 100.0
 SUFFIX_SHARE = 4  # a quarter of the prompt is suffix, as the planner's budget split gives
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def split_source(engine: Engine, prompt_tokens: int, trials: int) -> tuple[str, str, str]:
@@ -95,8 +88,7 @@ def time_completions(engine: Engine, prefix: str, typed: str, suffix: str, steps
         encoded.append(result.encoded_tokens)
         nfe.append(result.nfe)
         prompt.append(result.prompt_tokens)
-    return {"n": trials, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
-            "mean_ms": statistics.fmean(times), "encoded_tokens_median": statistics.median(encoded),
+    return {**latency_stats(times), "encoded_tokens_median": statistics.median(encoded),
             "prompt_tokens_median": statistics.median(prompt), "nfe_median": statistics.median(nfe),
             "samples_ms": [round(t, 3) for t in times]}
 
@@ -138,8 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{run['max_steps']:>5} {name[:4]:>5} {r['prompt_tokens_median']:>6.0f} "
                   f"{r['encoded_tokens_median']:>7.0f} {r['nfe_median']:>4.0f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f}")
     print(f"load average at start / end: {load_start[0]:.2f} / {os.getloadavg()[0]:.2f}")
-    path = write_record(record, args.out, BENCHMARK, engine.device.type, started)
-    print(f"wrote {path}", file=sys.stderr)
+    publish_record(record, args.out, BENCHMARK, engine.device.type, started)
     return record
 
 

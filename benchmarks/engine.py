@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -67,7 +66,7 @@ from transformers.cache_utils import DynamicCache
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, record_header, write_record  # noqa: E402
+from bench_records import device_description, publish_record, record_header  # noqa: E402
 
 from dg_lsp.engine.prompt_cache import PromptCache  # noqa: E402
 from dg_lsp.engine.sampler import DenoiseSettings, generate  # noqa: E402
@@ -459,9 +458,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "prompt_extension_tokens": PROMPT_EXTENSION},
         "results": results,
     }
-    path = write_record(record, args.out, BENCHMARK, device.type, started)
-    print(f"wrote {path}", file=sys.stderr)
-    print(json.dumps(record))
+    publish_record(record, args.out, BENCHMARK, device.type, started)
     return record
 
 

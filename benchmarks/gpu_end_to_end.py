@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import statistics
 import sys
 import time
@@ -52,7 +51,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, record_header, write_record  # noqa: E402
+from bench_records import device_description, publish_record, record_header  # noqa: E402
 from engine import VISION_CONFIG, default_dtype, text_config_for  # noqa: E402
 
 from dg_lsp.engine.cuda_graph import GraphedDenoiser  # noqa: E402
@@ -375,9 +374,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "peaks": {"bytes_per_s": peaks[0], "bf16_flops": peaks[1], "fp8_flops": peaks[2]},
         "results": results,
     }
-    path = write_record(record, args.out, BENCHMARK, device.type, started)
-    print(f"record: {path}")
-    print(json.dumps(record))
+    publish_record(record, args.out, BENCHMARK, device.type, started)
     return record
 
 

@@ -44,7 +44,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, record_header, write_record  # noqa: E402
+from bench_records import device_description, publish_record, record_header  # noqa: E402
 
 BENCHMARK = "kernels"
 VOCAB, HIDDEN, HEADS, CANVAS = 262_144, 2816, 16, 256
@@ -364,9 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   "experts": [EXPERTS, TOP_K, EXPERT_INTERMEDIATE]},
         cases=rows,
     )
-    path = write_record(record, args.out, BENCHMARK, "cuda", started)
-    print(f"record: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
-    print(json.dumps(record))
+    publish_record(record, args.out, BENCHMARK, "cuda", started)
     return record
 
 

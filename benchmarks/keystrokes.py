@@ -96,13 +96,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import record_header, write_record  # noqa: E402
+from bench_records import latency_stats, percentile, publish_record, record_header  # noqa: E402
 from lsp_wire import WireClient  # noqa: E402
 from bench_records import device_description as describe_device  # noqa: E402
 
@@ -485,17 +484,6 @@ async def typing_phase(session: Session, strokes: list[Keystroke], cursor0: tupl
     return summarize_typing(requests, before, after, typed_s, len(not_done))
 
 
-def pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
-
-
-def stats(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "p50_ms": None, "p95_ms": None, "mean_ms": None, "max_ms": None}
-    return {"n": len(values), "p50_ms": pct(values, 50), "p95_ms": pct(values, 95),
-            "mean_ms": float(np.mean(values)), "max_ms": float(np.max(values))}
-
-
 def summarize_typing(requests: list[Request], before: dict, after: dict, typed_s: float,
                      unanswered: int) -> dict[str, Any]:
     served = [r for r in requests if r.outcome in ("items", "empty")]
@@ -512,10 +500,10 @@ def summarize_typing(requests: list[Request], before: dict, after: dict, typed_s
         "achieved_interval_ms": typed_s * 1e3 / max(1, len(requests)),
         "outcomes": outcomes,
         "unanswered_after_drain": unanswered,
-        "served": stats([r.latency_ms for r in served]),
-        "items": stats([r.latency_ms for r in items]),
-        "fresh": stats([r.latency_ms for r in fresh]),
-        "superseded_empty": stats([r.latency_ms for r in served if r.superseded]),
+        "served": latency_stats([r.latency_ms for r in served]),
+        "items": latency_stats([r.latency_ms for r in items]),
+        "fresh": latency_stats([r.latency_ms for r in fresh]),
+        "superseded_empty": latency_stats([r.latency_ms for r in served if r.superseded]),
         "cancelled_or_superseded": len(superseded),
         "cancelled_or_superseded_share": len(superseded) / max(1, len(requests)),
         "items_superseded": sum(r.outcome == "items" and r.superseded for r in requests),
@@ -591,7 +579,7 @@ async def overhead_phase(model_dir: Path, settings: dict[str, Any], uri: str, te
     finally:
         await client.close()
     modes = {m: sum(p["mode"] == m for p in plans) for m in ("line", "block")}
-    return {**stats(times), "modes": modes, "status_round_trip": stats(floor), "client": "bare JSON-RPC (lsp_wire.py)",
+    return {**latency_stats(times), "modes": modes, "status_round_trip": latency_stats(floor), "client": "bare JSON-RPC (lsp_wire.py)",
             "samples_ms": [round(t, 4) for t in times]}, plans
 
 
@@ -651,9 +639,9 @@ def in_process_phase(text: str, uri: str, language: str, region: Region, strokes
         if server is not None and any(server.get(k) != v for k, v in mine.items()):
             mismatches.append({"keystroke": i, "server": server, "in_process": mine})
     final_matches = doc.text == text
-    return {"apply_change": stats(change_ms), "reparse": stats(parse_ms), "plan_infill": stats(plan_ms),
+    return {"apply_change": latency_stats(change_ms), "reparse": latency_stats(parse_ms), "plan_infill": latency_stats(plan_ms),
             "parse_budget_ms": PARSE_BUDGET_S * 1e3, "planned_on_edited_tree": stale,
-            "total": stats(total_ms), "fresh_parse_every_10th_keystroke": stats(fresh_ms),
+            "total": latency_stats(total_ms), "fresh_parse_every_10th_keystroke": latency_stats(fresh_ms),
             "plan_mismatches_vs_server": len(mismatches),
             "mismatch_samples": mismatches[:3], "retyped_text_equals_original": final_matches,
             "samples_ms": [round(t, 4) for t in total_ms]}
@@ -849,7 +837,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     typing, overhead = out["typing"], out["overhead_protocol"]
     diff = [a - b for a, b in zip(overhead["samples_ms"], in_process["samples_ms"])]
-    protocol_share = {"p50_ms": pct(diff, 50), "p95_ms": pct(diff, 95)}
+    protocol_share = {"p50_ms": percentile(diff, 50), "p95_ms": percentile(diff, 95)}
     default_model = model["source"] == "default"
     targets = {
         "overhead_p95": {"target_ms": TARGET_OVERHEAD_P95_MS, "value": overhead["p95_ms"],
@@ -895,9 +883,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "targets": targets,
     }
     print_table(record)
-    path_out = write_record(record, args.out, BENCHMARK, "cpu", started)
-    print(f"wrote {path_out}", file=sys.stderr)
-    print(json.dumps(record))
+    publish_record(record, args.out, BENCHMARK, "cpu", started)
     return record
 
 

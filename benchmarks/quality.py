@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import statistics
 import sys
@@ -77,7 +76,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, record_header, write_record  # noqa: E402
+from bench_records import device_description, publish_record, record_header  # noqa: E402
 
 from dg_lsp.engine.engine import Engine  # noqa: E402
 from dg_lsp.errors import InputError, ModelLoadError  # noqa: E402
@@ -467,9 +466,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "notes": notes,
         "results": results,
     }
-    path = write_record(record, args.out, BENCHMARK, device.type, started)
-    print(f"wrote {path}", file=sys.stderr)
-    print(json.dumps(record))
+    publish_record(record, args.out, BENCHMARK, device.type, started)
     return record
 
 

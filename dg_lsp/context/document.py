@@ -160,18 +160,19 @@ class Document:
         if self._tree is not None:
             self._tree.edit(start_byte, old_end_byte, start_byte + inserted_bytes,
                             (first, start_col), (last, end_col), new_end_point)
-        self._stale = True
-        self._source = None  # a stopped parse was of the old text: start again
-        self._budget_spent = False
+        self._text_changed()
 
     def _replace_all(self, text: str) -> None:
         self.text = text
         self._lines = LineIndex(text)
         self._byte_len = utf8_len(text)
         self._tree = None
-        self._stale = True
-        self._source = None
-        self._budget_spent = False
+        self._text_changed()
+
+    def _text_changed(self) -> None:
+        self._stale = True  # the tree lags behind the text
+        self._source = None  # a stopped parse was of the old text: the next one starts again
+        self._budget_spent = False  # the new text gets its own parse budget
 
     # -- positions ---------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import InputError, ModelLoadError
 from ..model.loader import LoadedModel, load_model
+from ..model.quantize import quantize_loaded_model
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
 from .prompt_format import PromptFormat, prompt_format_for
@@ -88,8 +89,6 @@ class Engine:
         loads; a checkpoint written by `dg-lsp quantize` keeps its own format."""
         loaded = load_model(directory, device=device, dtype=dtype, progress=progress)
         if quantization != "none" and loaded.quantization is None:
-            from ..model.quantize import quantize_loaded_model
-
             quantize_loaded_model(loaded.model, quantization)
             loaded = replace(loaded, quantization=quantization)
         return cls(loaded, **kwargs)

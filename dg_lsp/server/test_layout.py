@@ -73,17 +73,13 @@ def for_definition(doc: Document, definition: Definition, path: Path | None) -> 
     lang = definition.language
     if lang == "python":
         target = _under_sibling_dir(path, "tests") / f"test_{path.stem}.py"
-        existing = _read(target)
-        head = "" if existing else f"from {path.stem} import {name}\n"
-        head = _separated(existing) + head + f"\n\ndef test_{name}():\n    "
-        return TestLayout(target.as_uri(), not target.exists(), existing, head, "\n", context, "    ")
+        return _test_file(target, f"from {path.stem} import {name}\n", f"\n\ndef test_{name}():\n    ", "\n",
+                          context, "    ")
     if lang == "go":
-        target = path.with_name(f"{path.stem}_test.go")
-        existing = _read(target)
         package = re.search(r"^package\s+(\w+)", doc.text, re.M)
-        head = "" if existing else f'package {package.group(1) if package else "main"}\n\nimport "testing"\n'
-        head = _separated(existing) + head + f"\nfunc Test{name[:1].upper()}{name[1:]}(t *testing.T) {{\n\t"
-        return TestLayout(target.as_uri(), not target.exists(), existing, head, "\n}\n", context, "\t")
+        header = f'package {package.group(1) if package else "main"}\n\nimport "testing"\n'
+        return _test_file(path.with_name(f"{path.stem}_test.go"), header,
+                          f"\nfunc Test{name[:1].upper()}{name[1:]}(t *testing.T) {{\n\t", "\n}\n", context, "\t")
     if lang == "rust":
         tests_mod = re.search(r"#\[cfg\(test\)\]\s*mod tests\s*\{", doc.text)
         if tests_mod:
@@ -93,18 +89,21 @@ def for_definition(doc: Document, definition: Definition, path: Path | None) -> 
         head = _separated(doc.text) + f"\n#[cfg(test)]\nmod tests {{\n    use super::*;\n\n    #[test]\n    fn {name}_works() {{\n        "
         return TestLayout(doc.uri, False, doc.text, head, "\n    }\n}\n", context, "        ")
     if lang in ("javascript", "typescript", "tsx"):
-        target = path.with_name(f"{path.stem}.test{path.suffix}")
-        existing = _read(target)
-        head = "" if existing else f'import {{ {name} }} from "./{path.stem}";\n'
-        head = _separated(existing) + head + f'\ntest("{name}", () => {{\n  '
-        return TestLayout(target.as_uri(), not target.exists(), existing, head, "\n});\n", context, "  ")
+        return _test_file(path.with_name(f"{path.stem}.test{path.suffix}"), f'import {{ {name} }} from "./{path.stem}";\n',
+                          f'\ntest("{name}", () => {{\n  ', "\n});\n", context, "  ")
     if lang == "lua":
         target = _under_sibling_dir(path, "spec") / f"{path.stem}_spec.lua"
-        existing = _read(target)
-        head = "" if existing else f'local {path.stem} = require("{path.stem}")\n'
-        head = _separated(existing) + head + f'\ndescribe("{name}", function()\n  it("works", function()\n    '
-        return TestLayout(target.as_uri(), not target.exists(), existing, head, "\n  end)\nend)\n", context, "    ")
+        return _test_file(target, f'local {path.stem} = require("{path.stem}")\n',
+                          f'\ndescribe("{name}", function()\n  it("works", function()\n    ', "\n  end)\nend)\n",
+                          context, "    ")
     raise InputError(f"no test convention for {lang}")
+
+
+def _test_file(target: Path, header: str, opening: str, closing: str, context: str, indent: str) -> TestLayout:
+    """A test appended to its own file, `target`; `header` (imports) only when the file is new."""
+    existing = _read(target)
+    head = _separated(existing) + ("" if existing else header) + opening
+    return TestLayout(target.as_uri(), not target.exists(), existing, head, closing, context, indent)
 
 
 def _under_sibling_dir(path: Path, name: str) -> Path:
