@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # as the server does
     engine = Engine.from_directory(args.model, device=args.device, context_tokens=args.prompt_tokens + 64)
+    # The prompt length, even beyond what the model was trained on (the cost, not the quality).
+    engine.context_tokens = args.prompt_tokens + 64
     prefix, typed, suffix = split_source(engine, args.prompt_tokens, args.trials)
     runs = []
     for steps in (int(s) for s in args.steps.split(",")):

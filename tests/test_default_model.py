@@ -20,7 +20,10 @@ def test_layout_and_size():
     assert {"config.json", "generation_config.json", "tokenizer.json", "model.safetensors", "README.md"} <= names
     assert not any(name.endswith((".bin", ".pt", ".pth")) for name in names)
     assert sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir()) <= MAX_BYTES
-    assert json.loads((DEFAULT_MODEL_DIR / "dg_lsp.json").read_text())["fim_order"] == "spm"
+    options = json.loads((DEFAULT_MODEL_DIR / "dg_lsp.json").read_text())
+    assert options["fim_order"] == "spm"
+    assert options["context_tokens"] == json.loads((DEFAULT_MODEL_DIR / "training-log.json").read_text())[
+        "runs"][-1]["settings"]["prompt_len"]  # the engine keeps prompts within what the model was trained on
 
 
 def test_loads_in_transformers_with_the_same_logits():

@@ -59,3 +59,27 @@ def test_bad_fim_order_is_a_clear_error(tmp_path, dense_dir):
     (model / "dg_lsp.json").write_text(json.dumps({"fim_order": "middle-out"}))
     with pytest.raises(ModelLoadError, match="fim_order"):
         fmt_for(model)
+
+
+def test_the_engine_keeps_prompts_within_the_trained_context(tmp_path, dense_dir):
+    from dg_lsp.engine.engine import Engine
+
+    assert Engine(load_model(dense_dir, progress=False), context_tokens=2048).context_tokens == 2048  # nothing recorded
+    model = shutil.copytree(dense_dir, tmp_path / "m")
+    (model / "dg_lsp.json").write_text(json.dumps({"context_tokens": 96}))
+    engine = Engine(load_model(model, progress=False), context_tokens=2048)
+    assert engine.trained_context_tokens == 96 and engine.context_tokens == 96
+    assert Engine(load_model(model, progress=False), context_tokens=80).context_tokens == 80  # a smaller budget stays
+    completion = engine.infill("x = 1\n" * 400, "y = 2\n" * 400, canvas_length=16, max_steps=1)
+    assert completion.prompt_tokens <= 96 + 4  # the budget plus the FIM markers
+
+
+@pytest.mark.parametrize("value", [8, "256", 12.5, True])
+def test_a_bad_trained_context_is_a_clear_error(tmp_path, dense_dir, value):
+    from dg_lsp.engine.engine import Engine
+    from dg_lsp.errors import ModelLoadError
+
+    model = shutil.copytree(dense_dir, tmp_path / "m")
+    (model / "dg_lsp.json").write_text(json.dumps({"context_tokens": value}))
+    with pytest.raises(ModelLoadError, match="context_tokens"):
+        Engine(load_model(model, progress=False))

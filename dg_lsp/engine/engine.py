@@ -21,7 +21,7 @@ from ..model.loader import LoadedModel, load_model
 from ..model.quantize import quantize_loaded_model
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
-from .prompt_format import PromptFormat, prompt_format_for
+from .prompt_format import PromptFormat, prompt_format_for, trained_context_tokens
 from .sampler import DenoiseSettings, generate
 
 MIN_CANVAS, MAX_CANVAS = 16, 256
@@ -58,7 +58,10 @@ class Engine:
             raise InputError(f"the context budget must be at least 64 tokens, got {context_tokens}")
         self.loaded = loaded
         self.model = loaded.model
-        self.context_tokens = context_tokens
+        # A model trained on shorter prompts than the budget gets its own length: positions
+        # it never saw make its attention worse, not better informed.
+        self.trained_context_tokens = trained_context_tokens(loaded.directory)
+        self.context_tokens = min(context_tokens, self.trained_context_tokens or context_tokens)
         self.prompt_format: PromptFormat = prompt_format_for(
             loaded.tokenizer, loaded.directory, loaded.sampler_defaults.eos_token_ids,
             loaded.config.bos_token_id, loaded.tokenizer_config,

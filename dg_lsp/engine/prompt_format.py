@@ -5,6 +5,9 @@
   `<pre> <suf> suffix <mid> prefix` when the directory's `dg_lsp.json` says
   `{"fim_order": "spm"}`. SPM ends with the prefix, so typing at the cursor only extends
   the prompt and the prompt cache keeps everything before the new characters.
+- `dg_lsp.json` may also say `{"context_tokens": N}`: the longest prompt the model was
+  trained on. Its rotary positions beyond that were never seen, so the engine keeps prompts
+  within it (see `trained_context_tokens`).
 - Otherwise the prompt is an instruction, rendered with the model's chat template when it
   has one (in a sandboxed Jinja environment: the template is data, never trusted code).
 
@@ -101,6 +104,17 @@ def prompt_format_for(
     if isinstance(bos_token, dict):
         bos_token = bos_token.get("content", "")
     return PromptFormat(tokenizer, "instruction", tuple(sorted(stops)), bos_id, chat_template=template, bos_token=bos_token)
+
+
+def trained_context_tokens(directory: Path) -> int | None:
+    """The prompt length the model was trained on (`dg_lsp.json`), or None when not recorded."""
+    value = _read_options(directory).get("context_tokens")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 16:
+        raise ModelLoadError(f"{directory / 'dg_lsp.json'}: context_tokens must be an integer of at least 16, "
+                             f"not {value!r}")
+    return value
 
 
 def _read_options(directory: Path) -> dict[str, Any]:

@@ -90,9 +90,11 @@ class CompletionService:
         """What the model would be asked: span, canvas and prompt text (no model call)."""
         engine = self.host.engine
         count = (lambda text: len(engine.prompt_format.encode(text))) if engine else (lambda text: len(text) // 4)
+        # The engine's budget is the setting, cut to the prompt length its model was trained on.
+        budget = engine.context_tokens if engine else settings.contextTokens
         return plan_infill(
-            doc, offset, count, budget_tokens=settings.contextTokens, max_canvas=settings.maxCanvas,
-            snippets=self.documents.ring.snippets(doc.uri, max_chars=settings.contextTokens),
+            doc, offset, count, budget_tokens=budget, max_canvas=settings.maxCanvas,
+            snippets=self.documents.ring.snippets(doc.uri, max_chars=budget),
         )
 
 

@@ -84,7 +84,9 @@ def save_weights(tensors: dict[str, torch.Tensor], out_dir: Path, max_shard_byte
 
 def export_model(model: DiffusionGemma, config: dict[str, Any], tokenizer_path: Path, out_dir: Path,
                  dtype: torch.dtype = torch.bfloat16, extra_files: dict[str, str] | None = None,
-                 max_shard_bytes: int | None = None) -> Path:
+                 max_shard_bytes: int | None = None, context_tokens: int | None = None) -> Path:
+    """`context_tokens`: the prompt length trained on, recorded in `dg_lsp.json` so the engine
+    keeps prompts within it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
@@ -92,7 +94,8 @@ def export_model(model: DiffusionGemma, config: dict[str, Any], tokenizer_path: 
     (out_dir / "config.json").write_text(json.dumps({**config, "dtype": str(dtype).removeprefix("torch.")}, indent=2))
     (out_dir / "generation_config.json").write_text(json.dumps(GENERATION_DEFAULTS, indent=2))
     # SPM order: the prompt ends with the prefix, so typing only extends the cached prompt.
-    (out_dir / "dg_lsp.json").write_text(json.dumps({"fim_order": "spm"}, indent=2))
+    options = {"fim_order": "spm", **({"context_tokens": context_tokens} if context_tokens else {})}
+    (out_dir / "dg_lsp.json").write_text(json.dumps(options, indent=2))
     shutil.copy(tokenizer_path, out_dir / "tokenizer.json")
     for name, text in (extra_files or {}).items():
         (out_dir / name).write_text(text)

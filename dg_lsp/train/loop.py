@@ -169,7 +169,8 @@ class Trainer:
             batch = next(batches)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.step, s, self.train_seconds, self.restart_step)
-            ar, diffusion = losses(self.model, _to(batch, s.device), self.generator)
+            ar, diffusion = losses(self.model, _to(batch, s.device), self.generator, ar_context=s.ar_context,
+                                  replaced_only=s.denoise_replaced_only)
             self.optimizer.zero_grad(set_to_none=True)
             (ar + diffusion).backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -196,7 +197,9 @@ class Trainer:
         sampler_state = self.eval_sampler.rng.getstate()
         stream = self.eval_sampler.batches(self.settings.batch_size)
         for _ in range(batches):
-            ar, diffusion = losses(self.model, _to(next(stream), self.settings.device), generator)
+            ar, diffusion = losses(self.model, _to(next(stream), self.settings.device), generator,
+                                  ar_context=self.settings.ar_context,
+                                  replaced_only=self.settings.denoise_replaced_only)
             sums[0] += ar.item()
             sums[1] += diffusion.item()
         self.eval_sampler.rng.setstate(sampler_state)  # the same held-out batches every time
@@ -205,7 +208,8 @@ class Trainer:
 
     def export(self, out_dir: Path) -> Path:
         card = model_card(self)
-        return export_model(self.model, self.config, self.tokenizer_path, out_dir, extra_files={"README.md": card})
+        return export_model(self.model, self.config, self.tokenizer_path, out_dir, extra_files={"README.md": card},
+                            context_tokens=self.settings.prompt_len)
 
 
 def model_card(trainer: Trainer) -> str:
@@ -241,9 +245,12 @@ def _tuple_state(state):
 def run(args: argparse.Namespace) -> int:
     settings = TrainSettings(preset=args.preset, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                              prompt_len=args.prompt_len, lr=args.lr, device=args.device,
-                             max_train_tokens=args.max_train_tokens, schedule_minutes=args.schedule_minutes)
+                             max_train_tokens=args.max_train_tokens, schedule_minutes=args.schedule_minutes,
+                             ar_context=args.ar_context, denoise_replaced_only=args.denoise_replaced_only)
     random.seed(settings.seed)
     trainer = Trainer(args.corpus, args.tokenizer, args.out, settings)
+    if args.rewarm and trainer.step:
+        trainer.restart_step = trainer.step  # new settings on old moments: no jump to the new rate
     trainer.train()
     if args.export:
         print(f"exported to {trainer.export(args.export)}")

@@ -6,6 +6,9 @@
   token with probability t ~ U(0, 1) (uniform re-noising, no mask token), and the decoder,
   reading the prompt's KV, predicts the clean canvas. Half the time it is self-conditioned on
   its own first guess (temperature-scaled like the sampler's), computed without gradients.
+  With `replaced_only`, the denoising loss counts only the positions that were re-noised
+  (the "simple" uniform-state loss of Zhu et al., 2026): a weak model otherwise learns to
+  copy its input, which at inference copies the random initial canvas.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ PAD_WEIGHT = 0.1  # padding after <eos> still teaches "nothing more", but counts
 
 
 def losses(model: DiffusionGemma, batch: Batch, generator: torch.Generator, self_cond_share: float = 0.5,
-           ar_context: int = 64):
+           ar_context: int = 64, replaced_only: bool = False):
     """(next-token loss, denoising loss). The next-token loss covers the target and the last
-    `ar_context` prompt tokens: the vocabulary projection is the costliest part on a CPU."""
+    `ar_context` prompt tokens (see `TrainSettings.ar_context`)."""
     prompt, target = batch.prompt, batch.target  # [B, P], [B, C]
     b, p = prompt.shape
     sequence = torch.cat([prompt, target], dim=1)
@@ -48,6 +51,8 @@ def losses(model: DiffusionGemma, batch: Batch, generator: torch.Generator, self
             self_cond = model.denoise(noised, cache) / temperature
     canvas_logits = model.denoise(noised, cache, self_cond)
     token_weights = torch.where(target == PAD, PAD_WEIGHT, 1.0)
+    if replaced_only:
+        token_weights = token_weights * replace
     per_token = F.cross_entropy(canvas_logits.transpose(1, 2), target, reduction="none")
-    diffusion = (per_token * token_weights).sum() / token_weights.sum()
+    diffusion = (per_token * token_weights).sum() / token_weights.sum().clamp_min(1e-6)
     return ar, diffusion

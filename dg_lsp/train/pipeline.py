@@ -50,8 +50,9 @@ from .tokenizer import sample_texts, train_tokenizer  # noqa: E402
 
 STATE = "run-state.json"
 WORK_ITEMS = ("corpus", "train", "resume-model", "check-model")  # folders the pipeline makes in --work-dir
-# Per preset when not given: batch size, prompt length.
-SHAPES = {"gpu": (64, 512), "cpu": (8, 128), "test": (4, 48)}
+# Per preset when not given: batch size, prompt length, prompt tokens under the next-token
+# loss (all of them on a GPU; on a CPU the vocabulary projection makes them dear).
+SHAPES = {"gpu": (64, 512, 512), "cpu": (8, 256, 128), "test": (4, 48, 16)}
 SIZE_LIMIT_BYTES = 46_000_000  # the shipped directory's budget (48 MB, with a margin)
 
 
@@ -96,7 +97,7 @@ class RunWriter:
         partial, final, old = (self.out_dir / name for name in ("model.partial", "model", "model.old"))
         shutil.rmtree(partial, ignore_errors=True)
         export_model(trainer.model, trainer.config, trainer.tokenizer_path, partial, extra_files=extra,
-                     max_shard_bytes=self.shard_bytes)
+                     max_shard_bytes=self.shard_bytes, context_tokens=trainer.settings.prompt_len)
         size = sum(p.stat().st_size for p in partial.iterdir())
         if size > SIZE_LIMIT_BYTES:
             self.log(f"warning: the model directory is {size / 1e6:.1f} MB, over the shipped model's "
@@ -131,6 +132,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--prompt-len", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--ar-context", type=int, default=None,
+                        help="prompt tokens (the last ones) under the next-token loss besides the target")
+    parser.add_argument("--denoise-replaced-only", action="store_true", default=None,
+                        help="count the denoising loss on re-noised positions only")
     parser.add_argument("--eval-every", type=int, default=None, help="held-out losses every N steps (default 200)")
     parser.add_argument("--max-train-tokens", type=int, default=None, help="training stream size (default 40M)")
     parser.add_argument("--shard-mb", type=float, default=15.0, help="largest weight file in MiB (default 15)")
@@ -164,10 +169,11 @@ def resolve_settings(args: argparse.Namespace, state: dict | None) -> TrainSetti
         settings = TrainSettings(**saved)
     else:
         preset = args.preset or "gpu"
-        batch, prompt = SHAPES[preset]
+        batch, prompt, ar_context = SHAPES[preset]
         settings = TrainSettings(preset=preset, steps=10**9, batch_size=batch, prompt_len=prompt,
-                                 max_train_tokens=40_000_000, checkpoint_every=20)
+                                 ar_context=ar_context, max_train_tokens=40_000_000, checkpoint_every=20)
     explicit = {"steps": args.steps, "batch_size": args.batch_size, "prompt_len": args.prompt_len, "lr": args.lr,
+                "ar_context": args.ar_context, "denoise_replaced_only": args.denoise_replaced_only,
                 "eval_every": args.eval_every, "max_train_tokens": args.max_train_tokens,
                 "schedule_minutes": args.schedule_minutes}
     for name, value in explicit.items():

@@ -17,6 +17,10 @@ class TrainSettings:
     batch_size: int = 16
     prompt_len: int = 256
     canvas_lens: tuple[int, ...] = (16, 32, 64)
+    # The next-token loss covers the target and this many of the last prompt tokens: the
+    # vocabulary projection is the costliest part of a step on a CPU.
+    ar_context: int = 64
+    denoise_replaced_only: bool = False  # the denoising loss on re-noised positions only (objectives.py)
     lr: float = 2e-3
     warmup: int = 200
     weight_decay: float = 0.01
@@ -39,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="let the learning-rate cosine span this much training time instead of --steps")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--prompt-len", type=int, default=defaults.prompt_len)
+    parser.add_argument("--ar-context", type=int, default=defaults.ar_context,
+                        help="prompt tokens (the last ones) the next-token loss covers besides the target")
+    parser.add_argument("--denoise-replaced-only", action="store_true",
+                        help="count the denoising loss on re-noised positions only")
+    parser.add_argument("--rewarm", action="store_true",
+                        help="when resuming with changed settings: warm the learning rate up again from here")
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--max-train-tokens", type=int, default=defaults.max_train_tokens)

@@ -72,6 +72,7 @@ def test_training_resumes_and_exports_a_loadable_model(corpus, tmp_path):
     model_dir = resumed.export(tmp_path / "model")
     assert {p.name for p in model_dir.iterdir()} >= {"config.json", "generation_config.json", "model.safetensors",
                                                       "tokenizer.json", "dg_lsp.json", "README.md"}
+    assert json.loads((model_dir / "dg_lsp.json").read_text()) == {"fim_order": "spm", "context_tokens": 48}
     loaded = load_model(model_dir, progress=False)
     reference_state = {k: v.to(torch.bfloat16).float() for k, v in resumed.model.state_dict().items()}
     for name, tensor in loaded.model.state_dict().items():
@@ -88,3 +89,67 @@ def test_the_exported_model_loads_in_transformers(corpus, tmp_path):
     prompt = torch.randint(7, 512, (1, 30))
     canvas = torch.randint(7, 512, (1, 16))
     assert_decoder_matches_reference(model_dir, prompt, canvas, tol=1e-4)
+
+
+def test_the_next_token_loss_covers_the_target_and_ar_context_prompt_tokens():
+    """`ar_context` widens the next-token loss over the prompt's end: checked against the
+    cross-entropy computed by hand from one encoder pass."""
+    import torch.nn.functional as F
+
+    from dg_lsp.model.config import parse_config
+    from dg_lsp.model.diffusion_gemma import DiffusionGemma
+    from dg_lsp.train.data import Batch
+    from dg_lsp.train.loop import init_weights
+    from dg_lsp.train.objectives import losses
+    from dg_lsp.train.presets import model_config
+
+    torch.manual_seed(0)
+    model = DiffusionGemma(parse_config(model_config("test", canvas_length=8))).eval()
+    init_weights(model, std=0.2)
+    batch = Batch(torch.randint(7, 512, (2, 20)), torch.randint(7, 512, (2, 8)))
+    sequence = torch.cat([batch.prompt, batch.target], dim=1)
+    with torch.no_grad():
+        logits = model.logits(model.encode(sequence, model.new_cache(batch_size=2, capacity=28)))
+        for ar_context, first in ((0, 20), (5, 15), (100, 0)):
+            expected = F.cross_entropy(logits[:, first:-1].transpose(1, 2), sequence[:, first + 1:])
+            ar, _ = losses(model, batch, torch.Generator().manual_seed(0), ar_context=ar_context)
+            torch.testing.assert_close(ar, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_replaced_only_denoising_loss_counts_re_noised_positions_only():
+    """Replays the objective's random draws to compute the expected loss by hand."""
+    import torch.nn.functional as F
+
+    from dg_lsp.model.config import parse_config
+    from dg_lsp.model.diffusion_gemma import DiffusionGemma
+    from dg_lsp.train.data import Batch
+    from dg_lsp.train.loop import init_weights
+    from dg_lsp.train.objectives import losses
+    from dg_lsp.train.presets import model_config
+
+    torch.manual_seed(0)
+    model = DiffusionGemma(parse_config(model_config("test", canvas_length=16))).eval()
+    init_weights(model, std=0.2)
+    batch = Batch(torch.randint(7, 512, (3, 20)), torch.randint(7, 512, (3, 16)))  # no padding in the target
+    g = torch.Generator().manual_seed(3)
+    noise_level = torch.rand(3, 1, generator=g)
+    replace = torch.rand(batch.target.shape, generator=g) < noise_level
+    noised = torch.where(replace, torch.randint(0, 8192, batch.target.shape, generator=g), batch.target)
+    with torch.no_grad():
+        cache = model.new_cache(batch_size=3, capacity=36)
+        model.encode(batch.prompt, cache)
+        per_token = F.cross_entropy(model.denoise(noised, cache).transpose(1, 2), batch.target, reduction="none")
+        for replaced_only, weights in ((False, torch.ones_like(per_token)), (True, replace.float())):
+            _, diffusion = losses(model, batch, torch.Generator().manual_seed(3), self_cond_share=0.0,
+                                  replaced_only=replaced_only)
+            torch.testing.assert_close(diffusion, (per_token * weights).sum() / weights.sum(), rtol=1e-5, atol=1e-5)
+    assert 0 < replace.sum() < replace.numel()  # the two cases differ
+
+
+def test_rewarm_restarts_the_warmup_at_the_resumed_step():
+    from dg_lsp.train.loop import lr_at
+
+    s = settings(steps=1000, warmup=10, lr=1e-3)
+    assert lr_at(500, s) > 4e-4  # mid-cosine
+    assert lr_at(500, s, restart_step=500) == pytest.approx(lr_at(500, s) / 10)
+    assert lr_at(510, s, restart_step=500) == pytest.approx(lr_at(510, s))
