@@ -169,8 +169,7 @@ class Trainer:
             batch = next(batches)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.step, s, self.train_seconds, self.restart_step)
-            ar, diffusion = losses(self.model, _to(batch, s.device), self.generator, ar_context=s.ar_context,
-                                  replaced_only=s.denoise_replaced_only)
+            ar, diffusion = self._losses(batch, self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             (ar + diffusion).backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -189,6 +188,12 @@ class Trainer:
         bar.close()
         checkpoint()
 
+    def _losses(self, batch, generator: torch.Generator):
+        """Both objectives on `batch`, shaped by the settings (training and evaluation alike)."""
+        s = self.settings
+        return losses(self.model, _to(batch, s.device), generator, ar_context=s.ar_context,
+                      replaced_only=s.denoise_replaced_only)
+
     @torch.no_grad()
     def evaluate(self, batches: int = 4) -> dict[str, float]:
         self.model.eval()
@@ -197,9 +202,7 @@ class Trainer:
         sampler_state = self.eval_sampler.rng.getstate()
         stream = self.eval_sampler.batches(self.settings.batch_size)
         for _ in range(batches):
-            ar, diffusion = losses(self.model, _to(next(stream), self.settings.device), generator,
-                                  ar_context=self.settings.ar_context,
-                                  replaced_only=self.settings.denoise_replaced_only)
+            ar, diffusion = self._losses(next(stream), generator)
             sums[0] += ar.item()
             sums[1] += diffusion.item()
         self.eval_sampler.rng.setstate(sampler_state)  # the same held-out batches every time

@@ -7,8 +7,9 @@
   reading the prompt's KV, predicts the clean canvas. Half the time it is self-conditioned on
   its own first guess (temperature-scaled like the sampler's), computed without gradients.
   With `replaced_only`, the denoising loss counts only the positions that were re-noised
-  (the "simple" uniform-state loss of Zhu et al., 2026): a weak model otherwise learns to
-  copy its input, which at inference copies the random initial canvas.
+  (the "simple" uniform-state loss of Zhu et al., 2026). Counted everywhere, the loss is
+  dominated by the positions left clean, which a weak model learns to copy; that hides how
+  little it predicts the re-noised ones from the prompt.
 """
 
 from __future__ import annotations

@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dg_lsp.engine.engine import Engine
+from dg_lsp.model.config import parse_config
+from dg_lsp.model.diffusion_gemma import DiffusionGemma
 from dg_lsp.model.loader import load_model
-from dg_lsp.train.data import EOS, PAD, FimSampler, TokenStream, newline_token_ids
-from dg_lsp.train.loop import Trainer
+from dg_lsp.train.data import EOS, PAD, Batch, FimSampler, TokenStream, newline_token_ids
+from dg_lsp.train.loop import Trainer, init_weights, lr_at
+from dg_lsp.train.objectives import losses
+from dg_lsp.train.presets import model_config
 from dg_lsp.train.settings import TrainSettings
 
 from ..tiny_models import assert_decoder_matches_reference, build_tokenizer
@@ -91,21 +96,18 @@ def test_the_exported_model_loads_in_transformers(corpus, tmp_path):
     assert_decoder_matches_reference(model_dir, prompt, canvas, tol=1e-4)
 
 
+def tiny_model(canvas_length: int) -> DiffusionGemma:
+    """The `test` preset with larger random weights (distinct logits), seeded."""
+    torch.manual_seed(0)
+    model = DiffusionGemma(parse_config(model_config("test", canvas_length=canvas_length))).eval()
+    init_weights(model, std=0.2)
+    return model
+
+
 def test_the_next_token_loss_covers_the_target_and_ar_context_prompt_tokens():
     """`ar_context` widens the next-token loss over the prompt's end: checked against the
     cross-entropy computed by hand from one encoder pass."""
-    import torch.nn.functional as F
-
-    from dg_lsp.model.config import parse_config
-    from dg_lsp.model.diffusion_gemma import DiffusionGemma
-    from dg_lsp.train.data import Batch
-    from dg_lsp.train.loop import init_weights
-    from dg_lsp.train.objectives import losses
-    from dg_lsp.train.presets import model_config
-
-    torch.manual_seed(0)
-    model = DiffusionGemma(parse_config(model_config("test", canvas_length=8))).eval()
-    init_weights(model, std=0.2)
+    model = tiny_model(canvas_length=8)
     batch = Batch(torch.randint(7, 512, (2, 20)), torch.randint(7, 512, (2, 8)))
     sequence = torch.cat([batch.prompt, batch.target], dim=1)
     with torch.no_grad():
@@ -118,18 +120,7 @@ def test_the_next_token_loss_covers_the_target_and_ar_context_prompt_tokens():
 
 def test_the_replaced_only_denoising_loss_counts_re_noised_positions_only():
     """Replays the objective's random draws to compute the expected loss by hand."""
-    import torch.nn.functional as F
-
-    from dg_lsp.model.config import parse_config
-    from dg_lsp.model.diffusion_gemma import DiffusionGemma
-    from dg_lsp.train.data import Batch
-    from dg_lsp.train.loop import init_weights
-    from dg_lsp.train.objectives import losses
-    from dg_lsp.train.presets import model_config
-
-    torch.manual_seed(0)
-    model = DiffusionGemma(parse_config(model_config("test", canvas_length=16))).eval()
-    init_weights(model, std=0.2)
+    model = tiny_model(canvas_length=16)
     batch = Batch(torch.randint(7, 512, (3, 20)), torch.randint(7, 512, (3, 16)))  # no padding in the target
     g = torch.Generator().manual_seed(3)
     noise_level = torch.rand(3, 1, generator=g)
@@ -147,8 +138,6 @@ def test_the_replaced_only_denoising_loss_counts_re_noised_positions_only():
 
 
 def test_rewarm_restarts_the_warmup_at_the_resumed_step():
-    from dg_lsp.train.loop import lr_at
-
     s = settings(steps=1000, warmup=10, lr=1e-3)
     assert lr_at(500, s) > 4e-4  # mid-cosine
     assert lr_at(500, s, restart_step=500) == pytest.approx(lr_at(500, s) / 10)
