@@ -57,7 +57,7 @@ def split_source(engine: Engine, prompt_tokens: int, trials: int) -> tuple[str, 
     middle = len(lines) // 2
     while len(lines[middle].strip()) < trials:  # a line long enough to type `trials` characters of
         middle += 1
-    encode = engine.prompt_format.encode
+    encode = engine.prompts.encode
     want_suffix = prompt_tokens // SUFFIX_SHARE
     prefix_lines, suffix_lines = [], []
     i = middle - 1

@@ -295,7 +295,7 @@ def quant_matmul_cases(quant, l2: int) -> list[Case]:
                 cases.append(Case(
                     "quant_matmul", f"{fmt} {label} M={m} N={n} K={k} (baseline: bf16 cuBLAS)", nbytes, 2 * m * n * k,
                     lambda x=x: x @ weight.T,
-                    {"autotuned": lambda x=x, payload=payload, scale=scale, fmt=fmt: quant.quant_matmul(x, payload, scale, fmt)},
+                    {"autotuned": lambda x=x, payload=payload, scale=scale, fmt=fmt: quant.quant_matmul_triton(x, payload, scale, fmt)},
                     lambda out, _baseline, twin=twin: relative_error(out, twin),
                 ))
     return cases

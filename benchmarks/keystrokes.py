@@ -529,6 +529,19 @@ def summarize_typing(requests: list[Request], before: dict, after: dict, typed_s
 # -- phase 2: overhead without the model -------------------------------------------------------
 
 
+async def wait_until_ready(client: WireClient, settings: dict[str, Any]) -> dict[str, Any]:
+    """Initialize a server started with `WireClient` and wait for its model; returns `dg/status`."""
+    await client.request("initialize", {"processId": os.getpid(), "capabilities": {},
+                                        "initializationOptions": {"dgLsp": settings}})
+    client.notify("initialized", {})
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while (status := await client.request("dg/status", None))["state"] != "ready":
+        if status["state"] == "failed" or time.monotonic() > deadline:
+            raise SystemExit(f"a wire client's server did not load its model: {status}")
+        await asyncio.sleep(0.2)
+    return status
+
+
 async def overhead_phase(model_dir: Path, settings: dict[str, Any], uri: str, text: str, language: str,
                          strokes: list[Keystroke], cursor0: tuple[int, int], end0: tuple[int, int],
                          warm_positions: list[tuple[int, int]], warmup: int) -> tuple[dict[str, Any], list[dict]]:
@@ -536,14 +549,7 @@ async def overhead_phase(model_dir: Path, settings: dict[str, Any], uri: str, te
     that the round trips count the server and the pipe, not a client library's own work."""
     client = await WireClient.start(*server_command(model_dir), cwd=str(REPO))
     try:
-        await client.request("initialize", {"processId": os.getpid(), "capabilities": {},
-                                            "initializationOptions": {"dgLsp": settings}})
-        client.notify("initialized", {})
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while (status := await client.request("dg/status", None))["state"] != "ready":
-            if status["state"] == "failed" or time.monotonic() > deadline:
-                raise SystemExit(f"the second server's model did not load: {status}")
-            await asyncio.sleep(0.2)
+        await wait_until_ready(client, settings)
         version = 1
         client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": language,
                                                                 "version": version, "text": text}})
@@ -581,6 +587,66 @@ async def overhead_phase(model_dir: Path, settings: dict[str, Any], uri: str, te
     modes = {m: sum(p["mode"] == m for p in plans) for m in ("line", "block")}
     return {**latency_stats(times), "modes": modes, "status_round_trip": latency_stats(floor), "client": "bare JSON-RPC (lsp_wire.py)",
             "samples_ms": [round(t, 4) for t in times]}, plans
+
+
+TWO_DOC_FILE = Path(sysconfig.get_paths()["stdlib"]) / "argparse.py"
+TWO_DOC_LINE = "result = self.compute(value, limit=10)"
+
+
+async def two_document_phase(model_dir: Path, settings: dict[str, Any], uri: str, text: str, language: str,
+                             cursor: tuple[int, int]) -> dict[str, Any]:
+    """Type in document A, then in B, then in A again (a line each, one awaited completion per
+    keystroke) and read how many prompt tokens each keystroke made the server encode
+    (`dg/status` encodedTokens): with a prompt cache per document, only the typed ones."""
+    other_text = "".join(TWO_DOC_FILE.read_text(encoding="utf-8").splitlines(keepends=True)[:2000])
+    other_uri = TWO_DOC_FILE.as_uri()
+    other_line = next(i for i, line in enumerate(other_text.split("\n")) if line.startswith("        return ") and i > 500)
+    docs = {uri: {"text": text, "version": 1, "at": cursor},
+            other_uri: {"text": other_text, "version": 1, "at": (other_line, 8)}}
+    client = await WireClient.start(*server_command(model_dir), cwd=str(REPO))
+    try:
+        status = await wait_until_ready(client, settings)
+        if "encodedTokens" not in status:
+            return {"skipped": "this server's dg/status does not report encodedTokens"}
+        for doc_uri, doc in docs.items():
+            client.notify("textDocument/didOpen", {"textDocument": {
+                "uri": doc_uri, "languageId": language, "version": 1, "text": doc["text"]}})
+            # Open a fresh line at the typing position (each document's edit moves its snippet there).
+            line, _ = doc["at"]
+            doc["version"] += 1
+            client.notify("textDocument/didChange", {"textDocument": {"uri": doc_uri, "version": doc["version"]},
+                          "contentChanges": [{"range": {"start": {"line": line, "character": 0},
+                                                        "end": {"line": line, "character": 0}},
+                                              "text": " " * doc["at"][1] + "\n"}]})
+        for doc_uri, doc in docs.items():  # warm-up: each document's prompt is cached once
+            await client.request("textDocument/inlineCompletion", {
+                "textDocument": {"uri": doc_uri}, "position": {"line": doc["at"][0], "character": doc["at"][1]},
+                "context": {"triggerKind": 2}})
+        segments = []
+        for name, doc_uri in (("A", uri), ("B", other_uri), ("A again", uri)):
+            doc = docs[doc_uri]
+            encoded = []
+            half = len(TWO_DOC_LINE) // 2
+            for ch in TWO_DOC_LINE[half:] if name == "A again" else TWO_DOC_LINE[:half]:  # A resumes its line
+                line, col = doc["at"]
+                doc["version"] += 1
+                client.notify("textDocument/didChange", {"textDocument": {"uri": doc_uri, "version": doc["version"]},
+                              "contentChanges": [{"range": {"start": {"line": line, "character": col},
+                                                            "end": {"line": line, "character": col}}, "text": ch}]})
+                doc["at"] = (line, col + 1)
+                before = (await client.request("dg/status", None))["encodedTokens"]
+                await client.request("textDocument/inlineCompletion", {
+                    "textDocument": {"uri": doc_uri}, "position": {"line": line, "character": col + 1},
+                    "context": {"triggerKind": 2}})
+                encoded.append((await client.request("dg/status", None))["encodedTokens"] - before)
+            segments.append({"document": name, "uri": doc_uri, "encoded_per_keystroke": encoded,
+                             "first_keystroke": encoded[0], "after_first_max": max(encoded[1:]),
+                             "median": percentile(encoded, 50)})
+        final = await client.request("dg/status", None)
+    finally:
+        await client.close()
+    return {"segments": segments, "cached_prompts": final.get("cachedPrompts"),
+            "typed": TWO_DOC_LINE, "other_file": str(TWO_DOC_FILE)}
 
 
 def in_process_phase(text: str, uri: str, language: str, region: Region, strokes: list[Keystroke],
@@ -723,6 +789,13 @@ def print_table(record: dict[str, Any]) -> None:
           f"{p['plan_mismatches_vs_server']} keystrokes; planned on the edited previous tree (re-parse "
           f"over its {p['parse_budget_ms']:.1f} ms budget) at {p['planned_on_edited_tree']} keystrokes")
     print()
+    two = record["results"]["two_documents"]
+    if "segments" in two:
+        print(f"two documents typed in turn (A, B, A; {two['typed']!r}): prompt tokens encoded per keystroke")
+        for seg in two["segments"]:
+            print(f"  {seg['document']:<8} first keystroke {seg['first_keystroke']:>5}, then at most "
+                  f"{seg['after_first_max']:>3} (median {seg['median']:.0f}): {seg['encoded_per_keystroke']}")
+        print()
     for name, target in record["targets"].items():
         verdict = "met" if target["met"] else "NOT met"
         extra = "" if target.get("applicable", True) else f" (indicative only: {target['note']})"
@@ -792,7 +865,9 @@ async def run(args, model_dir: Path, text: str, language: str, region: Region, u
         await session.stop()
     overhead, plans = await overhead_phase(model_dir, settings, uri, text, language, strokes, cursor0, end0,
                                            warm, args.warmup)
+    two_documents = await two_document_phase(model_dir, settings, uri, text, language, cursor0)
     return {"typing": typing, "overhead_protocol": overhead, "plans": plans, "ready_status": ready,
+            "two_documents": two_documents,
             "server_start_to_ready_s": load_s, "server_log_warnings": server_errors[:10],
             "server_stderr_tail": stderr_tail, "strokes": strokes, "settings": settings}
 
@@ -877,6 +952,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "overhead_protocol": overhead,
             "overhead_in_process": in_process,
             "protocol_share_ms": protocol_share,
+            "two_documents": out["two_documents"],
             "server_log_warnings": out["server_log_warnings"],
             "server_stderr_tail": out["server_stderr_tail"],
         },

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import logging
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .errors import DgLspError, InputError
@@ -139,6 +143,16 @@ def run_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
 def parse_tcp_address(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"  # loopback unless a host is named
@@ -147,9 +161,7 @@ def parse_tcp_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    import logging
-
+def run_serve(args: argparse.Namespace) -> NoReturn:
     from .server.app import create_server
 
     # stdout carries the protocol in stdio mode: logs go to stderr.
@@ -157,13 +169,40 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.log_level != "DEBUG":  # pygls logs every message body at INFO: costly for big documents
         logging.getLogger("pygls").setLevel(logging.WARNING)
     address = parse_tcp_address(args.tcp) if args.tcp else None
+    if address and not is_loopback(address[0]):
+        # The protocol has no authentication: whoever connects reads the files the editor
+        # sends and drives the model (and its edits) as if they were the editor.
+        print(f"dg-lsp: warning: listening on {address[0]}, which is not a loopback address: anyone who can "
+              f"reach port {address[1]} over the network can read the code your editor sends and drive the "
+              "model, with no authentication. Use 127.0.0.1 unless you trust that network.", file=sys.stderr)
     server = create_server()
     overrides = {k: v for k, v in (("modelPath", str(args.model) if args.model else None),
                                    ("device", args.device)) if v is not None}
     server.cli_overrides = overrides
     server.apply_settings({})
-    if address:
-        server.start_tcp(*address)
-    else:
-        server.start_io()
-    return 0
+    try:
+        if address:
+            server.start_tcp(*address)
+        else:
+            server.start_io()
+    except SystemExit:  # `exit` in TCP mode (in stdio mode the reader loop takes it)
+        pass
+    except OSError as err:
+        if address is None:
+            raise
+        raise InputError(f"cannot listen on {address[0]}:{address[1]}: {err.strerror or err}") from None
+    exit_now(server)
+
+
+def exit_now(server) -> NoReturn:
+    """End the server process at once, model work included. The interpreter's own teardown
+    would wait for the model thread's current request and then garbage-collect torch's whole
+    object graph (over a second on a laptop), while an editor waits for `exit` to be done."""
+    server.worker.shutdown()  # idempotent: `exit` and the end of input have called it already
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # `exit` closed stdout; the client may have closed its end
+            pass
+    os._exit(0)

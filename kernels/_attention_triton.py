@@ -29,13 +29,15 @@ def _attend(
         if DOT_FP32:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        scores = tl.dot(q, tl.trans(k))  # unit scale: q and k are RMS-normed
+        # unit scale: q and k are RMS-normed. "ieee": float32 operands (DOT_FP32) get a true
+        # fp32 dot, not TF32; bf16 operands ignore the option.
+        scores = tl.dot(q, tl.trans(k), input_precision="ieee")
         scores = tl.where(n_ok[None, :], scores, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(scores, axis=1))
         alpha = tl.exp(m_i - m_new)
         p = tl.exp(scores - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
         m_i = m_new
     return acc, m_i, l_i
 

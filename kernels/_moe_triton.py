@@ -11,13 +11,15 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-_SQRT_2_OVER_PI = 0.7978845608028654
+# A constexpr: compiled kernels may read only constexpr globals (a plain float is a NameError).
+_SQRT_2_OVER_PI = tl.constexpr(0.7978845608028654)
 
 
 @triton.jit
 def _gelu_tanh(x):
     # 0.5 * (1 + tanh(u)) == sigmoid(2u)
-    return x * tl.sigmoid(2.0 * _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+    # tensor first: the interpreter cannot multiply a constexpr global by a tensor
+    return x * tl.sigmoid((x + 0.044715 * x * x * x) * (2.0 * _SQRT_2_OVER_PI))
 
 
 @triton.jit
@@ -61,8 +63,9 @@ def _moe_gate_up_kernel(
             a = a.to(tl.float32)
             w_gate = w_gate.to(tl.float32)
             w_up = w_up.to(tl.float32)
-        acc_gate += tl.dot(a, tl.trans(w_gate))
-        acc_up += tl.dot(a, tl.trans(w_up))
+        # "ieee": float32 operands (DOT_FP32) get a true fp32 dot, not TF32; bf16 ones ignore it.
+        acc_gate += tl.dot(a, tl.trans(w_gate), input_precision="ieee")
+        acc_up += tl.dot(a, tl.trans(w_up), input_precision="ieee")
     hidden = _gelu_tanh(acc_gate) * acc_up
     out = hidden_ptr + slots[:, None].to(tl.int64) * stride_hidden_r + cols[None, :]
     tl.store(out, hidden.to(hidden_ptr.dtype.element_ty), mask=pair_ok[:, None] & col_ok[None, :])
@@ -106,7 +109,7 @@ def _moe_down_kernel(
         if DOT_FP32:
             a = a.to(tl.float32)
             w = w.to(tl.float32)
-        acc += tl.dot(a, tl.trans(w))
+        acc += tl.dot(a, tl.trans(w), input_precision="ieee")  # as in the gate/up kernel
     routing = tl.load(weights_ptr + pair, mask=pair_ok, other=0.0).to(tl.float32)
     acc = acc * routing[:, None]
     out = y_ptr + pair[:, None].to(tl.int64) * stride_y_r + cols[None, :]

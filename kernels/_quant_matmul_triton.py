@@ -95,7 +95,7 @@ def _quant_matmul_kernel(
         else:
             b = tl.load(w_base + offs_k[:, None] * stride_wk, mask=n_ok[None, :] & k_ok[:, None], other=0)
         if DOT_FP32:
-            acc += tl.dot(a.to(tl.float32), b.to(tl.float32))
+            acc += tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")  # no TF32 on the GPU
         elif FORMAT == 2:
             acc += tl.dot(a, b)  # e4m3 x e4m3 -> fp32 on tensor cores
         else:

@@ -11,7 +11,8 @@ import triton
 import triton.language as tl
 
 # Finite stand-in for -inf as the running max: keeps exp(m_old - m_new) free of inf - inf.
-_NEG_BIG = -1.0e38
+# A constexpr: compiled kernels may read only constexpr globals (a plain float is a NameError).
+_NEG_BIG = tl.constexpr(-1.0e38)
 
 
 @triton.jit
@@ -205,7 +206,7 @@ def _soft_embed_kernel(
             mask=k_ok[:, None] & col_ok[None, :], other=0.0,
         )
         if DOT_FP32:
-            acc += tl.dot(prob, w.to(tl.float32))
+            acc += tl.dot(prob, w.to(tl.float32), input_precision="ieee")  # no TF32 on the GPU
         else:
             # The reference rounds the probabilities to the weights' dtype before its matmul.
             acc += tl.dot(prob.to(w.dtype), w)

@@ -23,14 +23,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._runtime import interpreting, use_triton
+from ._runtime import KernelInputError, call_with_fallback, interpreting, use_triton
 
 
 def canvas_attention(
     q: torch.Tensor, cached_k: torch.Tensor, cached_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 ) -> torch.Tensor:
     if use_triton(q, cached_k, cached_v, k, v):
-        return canvas_attention_triton(q, cached_k, cached_v, k, v)
+        return call_with_fallback(
+            "canvas_attention", canvas_attention_triton, canvas_attention_reference, q, cached_k, cached_v, k, v
+        )
     return canvas_attention_reference(q, cached_k, cached_v, k, v)
 
 
@@ -71,9 +73,9 @@ def canvas_attention_triton(
     b, h, c, d = q.shape
     bc, hkv, s, _ = cached_k.shape
     if h % hkv or k.shape != (b, hkv, c, d) or v.shape != k.shape:
-        raise ValueError(f"shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not match")
+        raise KernelInputError(f"shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not match")
     if cached_v.shape != cached_k.shape or bc not in (1, b) or cached_k.shape[-1] != d:
-        raise ValueError(f"cached keys/values {tuple(cached_k.shape)} / {tuple(cached_v.shape)} do not match q")
+        raise KernelInputError(f"cached keys/values {tuple(cached_k.shape)} / {tuple(cached_v.shape)} do not match q")
     q, cached_k, cached_v, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, cached_k, cached_v, k, v))
     config = config or default_config(d)
     group = h // hkv

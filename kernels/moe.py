@@ -22,14 +22,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._runtime import interpreting, use_triton
+from ._runtime import KernelInputError, call_with_fallback, interpreting, use_triton
 
 
 def moe_experts(
     x: torch.Tensor, weights: torch.Tensor, index: torch.Tensor, gate_up_proj: torch.Tensor, down_proj: torch.Tensor
 ) -> torch.Tensor:
     if use_triton(x, index, gate_up_proj, down_proj):
-        return moe_experts_triton(x, weights, index, gate_up_proj, down_proj)
+        return call_with_fallback(
+            "moe_experts", moe_experts_triton, moe_experts_reference, x, weights, index, gate_up_proj, down_proj
+        )
     return moe_experts_reference(x, weights, index, gate_up_proj, down_proj)
 
 
@@ -105,7 +107,7 @@ def moe_experts_triton(
     e, two_i, _ = gate_up_proj.shape
     inter = two_i // 2
     if gate_up_proj.shape[2] != h or down_proj.shape != (e, h, inter) or weights.shape != index.shape:
-        raise ValueError(
+        raise KernelInputError(
             f"shapes x {tuple(x.shape)}, gate_up {tuple(gate_up_proj.shape)}, down {tuple(down_proj.shape)}, "
             f"weights {tuple(weights.shape)}, index {tuple(index.shape)} do not match"
         )

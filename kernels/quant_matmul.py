@@ -1,7 +1,8 @@
 """Matmul with quantized weights: weight-only int8, group-wise int4, and FP8 x FP8 (Hopper).
 
 `y = x @ W.T` with W stored as in `quant_format` (payload + float32 scale). Two entry points,
-each with a plain-torch reference twin of the same signature:
+each dispatching (like the other kernel modules) to a `_triton` host wrapper where
+`kernels_usable`, else to a plain-torch `_reference` twin of the same signature:
 
 - `quant_matmul(x, qweight, scale, fmt)`: a dense linear layer, x [M, K] -> [M, N].
 - `grouped_quant_matmul(x, qweight, scale, fmt, pair_expert, fanout)`: routed experts. Pair p
@@ -22,8 +23,9 @@ fp8 dots wrong or does not support them.
 Tile sizes are chosen by M bucket (canvas-sized 16..256 rows vs prompt-sized); on a GPU the
 block shape along N and K is autotuned per (bucket, N, K, format) unless DG_LSP_AUTOTUNE=0.
 Nothing is compiled or even decorated at import: the Triton half (`_quant_matmul_triton`) is
-imported at the first launch. Without triton the host wrappers raise and the model layers use
-the references (see `kernels_usable`).
+imported at the first launch. Without triton the host wrappers raise; the dispatchers then
+never call them (see `kernels_usable`), and a kernel that fails on the GPU is replaced by its
+reference (`call_with_fallback`), per format.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import os
 
 import torch
 
-from ._runtime import interpreting, triton_available, use_triton
+from ._runtime import KernelInputError, call_with_fallback, interpreting, triton_available, use_triton
 from .quant_format import dequantize_weight, quantize_activations_fp8
 
 _FORMAT_ID = {"int8": 0, "int4": 1, "fp8": 2}
@@ -51,17 +53,48 @@ def kernels_usable(x: torch.Tensor, fmt: str, group: int | None = None) -> bool:
     return fmt != "fp8" or torch.cuda.get_device_capability(x.device) >= (8, 9)
 
 
+# -- dispatch ------------------------------------------------------------------------------
+
+
+def quant_matmul(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str) -> torch.Tensor:
+    """x: [M, K] -> [M, N] in x's dtype: the kernel for CUDA inference, else the reference."""
+    if kernels_usable(x, fmt, _group_size(x, scale, fmt)):
+        return call_with_fallback(
+            f"quant_matmul[{fmt}]", quant_matmul_triton, quant_matmul_reference, x, qweight, scale, fmt
+        )
+    return quant_matmul_reference(x, qweight, scale, fmt)
+
+
+def grouped_quant_matmul(
+    x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str, pair_expert: torch.Tensor, fanout: int
+) -> torch.Tensor:
+    """x: [M, K]; qweight/scale per expert; pair_expert: [P] -> [P, N]; kernel or reference as above."""
+    if kernels_usable(x, fmt, _group_size(x, scale, fmt)):
+        return call_with_fallback(
+            f"grouped_quant_matmul[{fmt}]", grouped_quant_matmul_triton, grouped_quant_matmul_reference,
+            x, qweight, scale, fmt, pair_expert, fanout,
+        )
+    return grouped_quant_matmul_reference(x, qweight, scale, fmt, pair_expert, fanout)
+
+
+def _group_size(x: torch.Tensor, scale: torch.Tensor, fmt: str) -> int:
+    """int4's group size (columns per scale), K for the per-channel formats."""
+    return x.shape[-1] // scale.shape[-1] if fmt == "int4" else x.shape[-1]
+
+
 # -- reference twins ---------------------------------------------------------------------
 
 
 def quant_matmul_reference(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str) -> torch.Tensor:
-    """x: [M, K] -> [M, N] in x's dtype; float32 math. fp8 quantizes x per token first, as the kernel does."""
+    """x: [M, K] -> [M, N] in x's dtype; float32 math (float64 for float64 x, the tests' exact
+    reference). fp8 quantizes x per token first, as the kernel does."""
+    compute = torch.promote_types(x.dtype, torch.float32)
     if fmt == "fp8":
         xq, xs = quantize_activations_fp8(x)
-        y = (xq.float() @ qweight.float().T) * xs[:, None] * scale.float()[None, :]
+        y = (xq.to(compute) @ qweight.to(compute).T) * xs[:, None].to(compute) * scale.to(compute)[None, :]
         return y.to(x.dtype)
-    w = dequantize_weight(qweight, scale, fmt, torch.float32)
-    return (x.float() @ w.T).to(x.dtype)
+    w = dequantize_weight(qweight, scale, fmt, compute)
+    return (x.to(compute) @ w.T).to(x.dtype)
 
 
 def grouped_quant_matmul_reference(
@@ -140,16 +173,16 @@ def _check(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str
     if not triton_available():
         raise RuntimeError("triton is not installed: use the reference")
     if fmt not in _FORMAT_ID:
-        raise ValueError(f"unknown quantization format {fmt!r}")
+        raise KernelInputError(f"unknown quantization format {fmt!r}")
     if x.dim() != 2:
-        raise ValueError(f"x must be [M, K], got {tuple(x.shape)}")
+        raise KernelInputError(f"x must be [M, K], got {tuple(x.shape)}")
     if qweight.dim() != (3 if experts else 2):
-        raise ValueError(f"qweight must be {'[E, N, K]' if experts else '[N, K]'}-shaped, got {tuple(qweight.shape)}")
+        raise KernelInputError(f"qweight must be {'[E, N, K]' if experts else '[N, K]'}-shaped, got {tuple(qweight.shape)}")
     k = x.shape[1]
     n = qweight.shape[-2]
     stored_k = qweight.shape[-1] * (2 if fmt == "int4" else 1)
     if stored_k != k:
-        raise ValueError(f"x has {k} columns but the {fmt} weight holds {stored_k}")
+        raise KernelInputError(f"x has {k} columns but the {fmt} weight holds {stored_k}")
     group = k // scale.shape[-1] if fmt == "int4" else k
     return n, k, group
 
@@ -186,7 +219,7 @@ def _launch(x, qweight, scale, fmt, out, pairs, block_expert, m, p, fanout, bloc
     return out
 
 
-def quant_matmul(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str) -> torch.Tensor:
+def quant_matmul_triton(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str) -> torch.Tensor:
     """x: [M, K] (bf16/fp16/fp32) -> [M, N] in x's dtype. See the module docstring."""
     n, k, group = _check(x, qweight, scale, fmt, experts=False)
     m = x.shape[0]
@@ -197,7 +230,7 @@ def quant_matmul(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fm
     return _launch(x, qweight, scale, fmt, out, dummy, dummy, m, 0, 1, block_m_for(m), group, grouped=False)
 
 
-def grouped_quant_matmul(
+def grouped_quant_matmul_triton(
     x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str, pair_expert: torch.Tensor, fanout: int
 ) -> torch.Tensor:
     """x: [M, K]; qweight/scale per expert; pair_expert: [P] -> [P, N], row p = x[p // fanout] @ W[e_p].T."""

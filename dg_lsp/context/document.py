@@ -22,7 +22,7 @@ import time
 
 from tree_sitter import Parser, Tree
 
-from .languages import Grammar, language_for
+from ..languages import LanguageSpec, language_for
 from .line_index import LineIndex
 from .text_units import chars_in_utf8, chars_in_utf16, utf8_len, utf16_len
 
@@ -52,12 +52,12 @@ class Document:
     # -- syntax ------------------------------------------------------------------------
 
     @property
-    def grammar(self) -> Grammar | None:
-        """The grammar, or None for plain text and for documents too big to parse."""
+    def grammar(self) -> LanguageSpec | None:
+        """The language (its spec and grammar), or None for plain text and for documents too big to parse."""
         return self._language if self._byte_len <= self.max_parse_bytes else None
 
     @property
-    def language(self) -> Grammar | None:
+    def language(self) -> LanguageSpec | None:
         """The document's language even when it is too big to parse; None for plain text."""
         return self._language
 

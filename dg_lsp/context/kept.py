@@ -13,7 +13,6 @@ from .tree_queries import node_end, node_start
 
 SCAN_NODES = 128  # imports are looked for among the first top-level statements only
 GIVE_UP_AFTER = 32  # ... and no further than this many statements past the last one found
-_REQUIRE_HOLDERS = frozenset({"lexical_declaration", "variable_declaration", "assignment_statement"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,6 @@ def _header_last_line(doc: Document, node: Node) -> int:
 def _is_import(doc: Document, node: Node, grammar) -> bool:
     if node.type in grammar.import_types:
         return True
-    if grammar.requires_are_imports and node.type in _REQUIRE_HOLDERS and node.end_byte - node.start_byte < 400:
+    if node.type in grammar.require_statements and node.end_byte - node.start_byte < 400:
         return "require" in doc.node_text(node)
     return False

@@ -40,8 +40,8 @@ def clean_completion(doc: Document, plan: InfillPlan, text: str) -> str | None:
         text = _drop_leading_blank_lines(text)
         text = reindent(text, before, plan.indent, plan.indent_unit)
         grammar = doc.grammar  # block mode is only planned with one
-        style, language = (grammar.style, grammar.name) if grammar else ("indent", "")
-        text = cut_at_block_end(text, style, plan.block_indent, following, language)
+        style, lifetimes = (grammar.style, grammar.has_lifetimes) if grammar else ("indent", False)
+        text = cut_at_block_end(text, style, plan.block_indent, following, lifetimes)
         text = drop_repeated_lines(text, following)
         text = text.rstrip()
     if not text.strip():

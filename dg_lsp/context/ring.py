@@ -55,6 +55,10 @@ class SnippetRing:
         self._chunks = [_Chunk(uri, text, first, last)] + [c for c in self._chunks if c not in replaced]
         del self._chunks[self.max_chunks :]
 
+    def forget(self, uri: str) -> None:
+        """Drop every chunk of `uri` (a closed document)."""
+        self._chunks = [c for c in self._chunks if c.uri != uri]
+
     def snippets(self, exclude_uri: str, max_chars: int) -> list[Snippet]:
         """Chunks of other documents, most recent first, `max_chars` characters at most in all
         (the last one cut at a line boundary)."""

@@ -1,8 +1,9 @@
 """What to fill at a cursor: the rest of the line, or a whole block body.
 
 Block mode is for an empty line right after a block opener (Python `...:`, `{` in brace
-languages, Lua `then`/`do`/`function (...)`): the user is about to write a body. Anything
-else fills the rest of the current line. Plain text always gets line mode.
+languages, Lua `then`/`do`/`function (...)`; each language's spec names its opener tokens):
+the user is about to write a body. Anything else fills the rest of the current line. Plain
+text always gets line mode.
 
 The opener is found with the syntax tree; while the tree lags behind the text (a re-parse
 over the server's budget, see `Document`), the opener line is judged by its text instead,
@@ -11,7 +12,6 @@ since the tree may not know the line at all.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .document import Document
@@ -19,19 +19,6 @@ from .indentation import columns, leading_whitespace
 from .tree_queries import last_token
 
 LOOK_BACK_LINES = 8  # blank lines allowed between the opener and the cursor
-
-# A ':' inside these is an expression's, not a block opener's.
-_PYTHON_NON_BLOCK_COLONS = frozenset({
-    "dictionary", "pair", "slice", "subscript", "lambda", "lambda_parameters", "typed_parameter",
-    "typed_default_parameter", "format_specifier", "interpolation", "dictionary_comprehension",
-})
-_LUA_OPENERS = frozenset({"then", "do", "else", "repeat", "{"})
-
-# Text rules for when the tree lags: what an opener line looks like, per grammar style.
-_PYTHON_BLOCK_LINE = re.compile(
-    r"^\s*(?:async\s+)?(?:if|elif|else|for|while|try|except|finally|with|def|class|match|case)\b.*:\s*(?:#.*)?$")
-_BRACE_BLOCK_LINE = re.compile(r"\{\s*(?://.*)?$")
-_LUA_BLOCK_LINE = re.compile(r"(?:\b(?:then|do|else|repeat)|\{|\bfunction\b.*\))\s*(?:--.*)?$")
 
 
 @dataclass(frozen=True)
@@ -62,25 +49,18 @@ def _previous_code_line(doc: Document, line: int) -> int | None:
 
 
 def _opens_block(doc: Document, line: int) -> bool:
+    """By the language's opener tokens (`:` outside an expression, `{`, Lua's `then`), or,
+    while the tree lags, by its opener-line pattern."""
+    spec = doc.grammar
     if doc.parse_pending:
-        return _looks_like_opener(doc.grammar.style, doc.line_text(line))
+        return spec.opener_line.search(doc.line_text(line)) is not None
     token = last_token(doc, line)
     if token is None:
         return False
-    style, kind = doc.grammar.style, token.type
-    if style == "indent":
-        return kind == ":" and (token.parent is None or token.parent.type not in _PYTHON_NON_BLOCK_COLONS)
-    if style == "end":
-        return kind in _LUA_OPENERS or (kind == ")" and token.parent is not None and token.parent.type == "parameters")
-    return kind == "{"
-
-
-def _looks_like_opener(style: str, text: str) -> bool:
-    if style == "indent":
-        return _PYTHON_BLOCK_LINE.match(text) is not None
-    if style == "end":
-        return _LUA_BLOCK_LINE.search(text) is not None
-    return _BRACE_BLOCK_LINE.search(text) is not None
+    parent = token.parent.type if token.parent is not None else None
+    if token.type in spec.opener_tokens:
+        return parent not in spec.opener_not_in
+    return parent is not None and spec.opener_tokens_in.get(token.type) == parent
 
 
 def _body_indent(doc: Document, line: int, before: str, opener_indent: str, unit: str) -> str:

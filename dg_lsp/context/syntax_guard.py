@@ -3,8 +3,16 @@
 Re-parsing a 5,000-line file costs milliseconds even incrementally, so the check parses
 only the smallest statement around the cursor, with the completion inserted, made to
 parse on its own: Python's lines are dedented, a Rust or Go statement from a function
-body is wrapped in a function, a JavaScript class member in a class. Errors a completion
-brings are local, so that statement shows them.
+body is wrapped in a function, a JavaScript class member in a class (each language's spec
+names its wrappers). Errors a completion brings are local, so that statement shows them.
+
+The work per completion (one per candidate of a request) is bounded: a statement over
+REGION_LIMIT, or a completion over MAX_TEXT_CHARS or MAX_TEXT_LINES, goes unchecked; a
+failing completion is cut by trying a few prefixes one line shorter each (the usual case:
+the canvas ran out mid-statement; stepping one line at a time gets past a line that opens
+a block, which never parses without its body), then by a binary search over the remaining
+line boundaries. So at most MAX_PARSES parses, of at most REGION_LIMIT + MAX_TEXT_CHARS
+characters each.
 """
 
 from __future__ import annotations
@@ -14,20 +22,17 @@ from dataclasses import dataclass
 
 from tree_sitter import Node, Parser
 
+from ..languages import LanguageSpec
 from .document import Document
-from .languages import Grammar
 from .tree_queries import last_child_starting_by
 
 REGION_LIMIT = 16 * 1024  # characters; a larger enclosing statement goes unchecked
-MAX_ATTEMPTS = 16  # shorter versions tried, one line less each
-
-# (language, parent of the statement) -> what makes the statement parse alone
-_WRAPPERS = {
-    ("rust", "block"): ("fn _dg() {\n", "\n}\n"),
-    ("go", "block"): ("func _dg() {\n", "\n}\n"),
-    ("go", "statement_list"): ("func _dg() {\n", "\n}\n"),
-    **{(name, "class_body"): ("class _Dg {\n", "\n}\n") for name in ("javascript", "typescript", "tsx")},
-}
+# A longer completion (far beyond what a 256-token canvas writes) goes unchecked.
+MAX_TEXT_CHARS = 8 * 1024
+MAX_TEXT_LINES = 256
+TAIL_ATTEMPTS = 4  # prefixes tried one line shorter each before the binary search
+# The whole text, the tail, the binary search, the statement without the text.
+MAX_PARSES = 1 + TAIL_ATTEMPTS + (MAX_TEXT_LINES - TAIL_ATTEMPTS - 1).bit_length() + 1
 
 _parsers = threading.local()
 
@@ -41,27 +46,54 @@ class _Region:
 
 
 def keep_parsable(doc: Document, offset: int, text: str) -> str | None:
-    """`text` if inserting it at `offset` adds no syntax error, else its longest prefix of
-    whole lines that adds none, else None. Unchecked (returned as is) when the buffer had
-    errors already or the enclosing statement is too large."""
+    """`text` if inserting it at `offset` adds no syntax error, else a prefix of whole lines
+    that adds none (the longest one, unless the error is more than TAIL_ATTEMPTS lines
+    from the end), else None. Unchecked (returned as is) when the buffer had errors already
+    or the enclosing statement or the text is too large."""
     tree = doc.tree
-    if tree is None or tree.root_node.has_error:
+    lines = text.split("\n")
+    if tree is None or tree.root_node.has_error or len(text) > MAX_TEXT_CHARS or len(lines) > MAX_TEXT_LINES:
         return text
     region = _region(doc, offset)
     if region is None or region.end - region.start > REGION_LIMIT:
         return text
     before, after = doc.text[region.start : offset], doc.text[offset : region.end]
     parser = _parser(doc.grammar)
-    lines = text.split("\n")
-    for n in range(len(lines), max(0, len(lines) - MAX_ATTEMPTS), -1):
-        candidate = "\n".join(lines[:n])
-        if not candidate.strip():
-            break
-        if _parses(parser, before + candidate + after, region):
-            return candidate
+
+    def clean(n: int) -> bool:  # the first n lines leave the statement parsing
+        return _parses(parser, before + "\n".join(lines[:n]) + after, region)
+
+    if clean(len(lines)):
+        return text
+    kept = _longest_clean_prefix(len(lines), clean)
+    candidate = "\n".join(lines[:kept])
+    if candidate.strip():
+        return candidate
     if not _parses(parser, before + after, region):
         return text  # the statement alone does not parse cleanly: no verdict
     return None
+
+
+def _longest_clean_prefix(count: int, clean) -> int:
+    """How many of `count` lines to keep, given that all of them do not parse: the first
+    length found clean stepping down from the end, TAIL_ATTEMPTS at most, then a binary
+    search below (it assumes a clean prefix's own prefixes are clean, which a line opening
+    a block breaks, so it may settle on a shorter prefix than the longest; never a bad one)."""
+    bad = count
+    for _ in range(TAIL_ATTEMPTS):
+        if bad <= 1:
+            return 0
+        bad -= 1
+        if clean(bad):
+            return bad
+    good = 0  # clean, or nothing kept
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if clean(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
 
 
 def _region(doc: Document, offset: int) -> _Region | None:
@@ -96,7 +128,7 @@ def _region_of(doc: Document, node: Node, parent: Node) -> _Region:
     if grammar.style == "indent":
         line = doc.line_text(first_line)
         dedent = line[: len(line) - len(line.lstrip(" \t"))]
-    return _Region(start, end, dedent, _WRAPPERS.get((grammar.name, parent.type), ("", "")))
+    return _Region(start, end, dedent, grammar.guard_wrappers.get(parent.type, ("", "")))
 
 
 def _parses(parser: Parser, text: str, region: _Region) -> bool:
@@ -113,7 +145,7 @@ def _parses(parser: Parser, text: str, region: _Region) -> bool:
     return not parser.parse(source).root_node.has_error
 
 
-def _parser(grammar: Grammar) -> Parser:
+def _parser(grammar: LanguageSpec) -> Parser:
     """One parser per grammar and thread: parsers are not safe to share between threads."""
     cache = getattr(_parsers, "by_name", None)
     if cache is None:

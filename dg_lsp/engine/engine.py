@@ -1,12 +1,15 @@
-"""The engine: text in, completion out, with the model resident and its prompt cache warm.
+"""The engine: prompt token ids in, token rows out, with the model resident and its prompt
+cache warm.
 
-It is the one place that touches the device: it turns an infill request into prompt
-tokens (`prompt_format`), reuses the encoder KV of earlier prompts (`prompt_cache`), runs
-block diffusion (`sampler`) with a seeded generator, and decodes the tokens to text.
+It is the one place that touches the device: it reuses the encoder KV of each document's
+earlier prompts (`prompt_cache`) and runs block diffusion (`sampler`) with a seeded
+generator. Prompts are built, and rows decoded, by `dg_lsp.prompt` (`engine.prompts`);
+`infill` and `rewrite` are the text-in, text-out conveniences over the same builder.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -19,13 +22,26 @@ import torch
 from ..errors import InputError, ModelLoadError
 from ..model.loader import LoadedModel, load_model
 from ..model.quantize import quantize_loaded_model
+from ..prompt import Prompt, PromptBuilder, PromptFormat, prompt_format_for, trained_context_tokens
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
-from .prompt_format import PromptFormat, prompt_format_for, trained_context_tokens
 from .sampler import DenoiseSettings, generate
 
 MIN_CANVAS, MAX_CANVAS = 16, 256
 DRAFT_LOGIT = 8.0  # how strongly a rewrite's self-conditioning prior favours the selected text
+_load_serial = itertools.count(1)
+
+
+@dataclass
+class Generation:
+    """What the model wrote for one prompt: a row of token ids per candidate."""
+
+    rows: list[list[int]]  # stop token and what follows it removed
+    nfe: int  # decoder forward passes
+    canvases: int
+    prompt_tokens: int
+    encoded_tokens: int  # prompt tokens that were not in the prompt cache
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -39,6 +55,14 @@ class Completion:
     timings_ms: dict[str, float] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)  # every row's text; `text` is the first
 
+    @classmethod
+    def decoded(cls, generation: Generation, prompts: PromptBuilder, tokenize_ms: float = 0.0) -> Completion:
+        texts = [prompts.decode(row) for row in generation.rows]
+        timings = {"tokenize": tokenize_ms, **generation.timings_ms}
+        timings["total"] = timings.get("total", 0.0) + tokenize_ms
+        return cls(texts[0], generation.rows[0], generation.nfe, generation.canvases, generation.prompt_tokens,
+                   generation.encoded_tokens, timings, texts)
+
     def to_json(self) -> dict:
         return {
             "text": self.text,
@@ -51,7 +75,7 @@ class Completion:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel, cache_entries: int = 4, context_tokens: int = 2048):
+    def __init__(self, loaded: LoadedModel, cache_entries: int = 8, context_tokens: int = 2048):
         if loaded.tokenizer is None:
             raise ModelLoadError(f"{loaded.directory} has no tokenizer.json")
         if context_tokens < 64:
@@ -61,12 +85,15 @@ class Engine:
         # A model trained on shorter prompts than the budget gets its own length: positions
         # it never saw make its attention worse, not better informed.
         self.trained_context_tokens = trained_context_tokens(loaded.directory)
-        self.context_tokens = min(context_tokens, self.trained_context_tokens or context_tokens)
         self.prompt_format: PromptFormat = prompt_format_for(
             loaded.tokenizer, loaded.directory, loaded.sampler_defaults.eos_token_ids,
             loaded.config.bos_token_id, loaded.tokenizer_config,
         )
+        self.prompts = PromptBuilder(self.prompt_format, min(context_tokens, self.trained_context_tokens or context_tokens))
         self.prompt_cache = PromptCache(self.model, max_entries=cache_entries)
+        # Names this load: a completion cached for another model (or another load) is never served.
+        self.identity = (f"{loaded.directory}|{loaded.quantization or 'none'}|{loaded.device}|"
+                         f"{self.context_tokens}|{next(_load_serial)}")
         # On CUDA the decoder forward of each denoising step replays a CUDA graph (DG_LSP_CUDA_GRAPHS=0: eager).
         self.denoiser = GraphedDenoiser(
             self.model, enabled=loaded.device.type == "cuda" and os.environ.get("DG_LSP_CUDA_GRAPHS", "1") != "0"
@@ -97,48 +124,51 @@ class Engine:
         return cls(loaded, **kwargs)
 
     @property
+    def context_tokens(self) -> int:
+        """The prompt budget: the setting, cut to the prompt length the model was trained on."""
+        return self.prompts.budget
+
+    @context_tokens.setter
+    def context_tokens(self, tokens: int) -> None:  # benchmarks that measure cost, not quality
+        self.prompts.budget = tokens
+
+    @property
     def device(self) -> torch.device:
         return self.loaded.device
 
-    def infill(
+    def generate(
         self,
-        prefix: str,
-        suffix: str = "",
+        prompt: Prompt,
         *,
-        context: str = "",
         canvas_length: int | None = None,
         max_new_tokens: int | None = None,
         max_steps: int | None = None,
         candidates: int = 1,
         seed: int | None = None,
         cancel: Callable[[], bool] | None = None,
-    ) -> Completion:
-        """Fill the gap between `prefix` and `suffix`. Raises `Cancelled` if `cancel()` turns true.
+    ) -> Generation:
+        """Fill the gap `prompt` describes. Raises `Cancelled` if `cancel()` turns true.
         `candidates` > 1 denoises that many canvases in one batch (a single canvas each)."""
         settings = self._settings(canvas_length, max_new_tokens, max_steps)
         if candidates < 1 or (candidates > 1 and settings.num_canvases > 1):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
-        start = time.perf_counter()
-        prompt = self.prompt_format.build(*self._fit_context(prefix, suffix), context)
-        return self._run(prompt, settings, seed, cancel, start, batch=candidates)
+        return self._run(prompt, settings, seed, cancel, batch=candidates)
 
-    def rewrite(
+    def redraw(
         self,
-        prefix: str,
-        selection: str,
-        suffix: str,
+        prompt: Prompt,
+        draft: list[int],
         *,
         strength: float = 0.5,
         max_steps: int | None = None,
         seed: int | None = None,
         cancel: Callable[[], bool] | None = None,
-    ) -> Completion:
-        """Rewrite `selection` in place: the canvas starts from the selection's tokens, a `strength`
-        share of them re-noised, with the selection as the self-conditioning prior, and is
-        denoised with the surrounding code as context."""
+    ) -> Generation:
+        """Rewrite `draft` (token ids) in place: the canvas starts from the draft, a `strength`
+        share of it re-noised, with the draft as the self-conditioning prior, and is denoised
+        with `prompt` (the surrounding code) as context."""
         if not 0.0 <= strength <= 1.0:
             raise InputError(f"rewrite strength must be between 0 and 1, got {strength}")
-        draft = self.prompt_format.encode(selection)
         stop = self.defaults.stop_token_ids[0] if self.defaults.stop_token_ids else None
         needed = len(draft) + 1
         if needed > MAX_CANVAS:
@@ -146,8 +176,6 @@ class Engine:
         # Room to grow by a quarter, in multiples of 16 tokens.
         canvas = min(MAX_CANVAS, max(MIN_CANVAS, -(-int(needed * 1.25) // 16) * 16))
         settings = self._settings(canvas, canvas, max_steps)
-        start = time.perf_counter()
-        prompt = self.prompt_format.build(*self._fit_context(prefix, suffix))
         seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
         generator = torch.Generator().manual_seed(seed)  # the draft is made on the CPU
         vocab = self.model.config.vocab_size
@@ -159,15 +187,31 @@ class Engine:
         # Self-conditioning prior: the unnoised draft, as confident logits (the rest uniform).
         prior = torch.zeros(1, canvas, vocab)
         prior[0, torch.arange(len(ids)), ids] = DRAFT_LOGIT
-        return self._run(prompt, settings, seed, cancel, start, initial_canvas=tokens, initial_self_cond=prior)
+        return self._run(prompt, settings, seed, cancel, initial_canvas=tokens, initial_self_cond=prior)
 
-    def _run(self, prompt, settings, seed, cancel, start, batch=1, **initial) -> Completion:
+    def infill(self, prefix: str, suffix: str = "", *, context: str = "", key: str = "", **options) -> Completion:
+        """Text in, text out: `generate` over the builder's prompt for `prefix`/`suffix`."""
+        start = time.perf_counter()
+        prompt = self.prompts.build(prefix, suffix, context, key)
+        tokenize_ms = (time.perf_counter() - start) * 1e3
+        return Completion.decoded(self.generate(prompt, **options), self.prompts, tokenize_ms)
+
+    def rewrite(self, prefix: str, selection: str, suffix: str, *, key: str = "", **options) -> Completion:
+        """Text in, text out: `redraw` of `selection` between `prefix` and `suffix`."""
+        start = time.perf_counter()
+        prompt = self.prompts.build(prefix, suffix, key=key)
+        draft = self.prompts.encode(selection)
+        tokenize_ms = (time.perf_counter() - start) * 1e3
+        return Completion.decoded(self.redraw(prompt, draft, **options), self.prompts, tokenize_ms)
+
+    def _run(self, prompt: Prompt, settings, seed, cancel, batch=1, **initial) -> Generation:
+        start = time.perf_counter()
         generator = self._generator(seed)
         initial = {k: v.to(self.device, v.dtype if k == "initial_canvas" else self.loaded.dtype)
                    for k, v in initial.items()}
         with self._lock:
             t0 = self._now()
-            cache, encoded = self.prompt_cache.prepare(prompt, cancel)
+            cache, encoded = self.prompt_cache.prepare(prompt.ids, cancel, key=prompt.cache_key)
             t1 = self._now()
             result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch, **initial)
             t2 = self._now()
@@ -177,14 +221,12 @@ class Engine:
             end = next((i for i, t in enumerate(row) if t in stops), len(row))
             rows.append(row[:end])
         timings = {
-            "tokenize": (t0 - start) * 1e3,
             "encode": (t1 - t0) * 1e3,
             "denoise": (t2 - t1) * 1e3,
             "per_step": (t2 - t1) * 1e3 / max(1, result.nfe),
             "total": (time.perf_counter() - start) * 1e3,
         }
-        texts = [self.prompt_format.decode(row) for row in rows]
-        return Completion(texts[0], rows[0], result.nfe, len(result.steps), len(prompt), encoded, timings, texts)
+        return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings)
 
     def _generator(self, seed: int | None) -> torch.Generator:
         generator = torch.Generator(device=self.device)
@@ -206,27 +248,8 @@ class Engine:
             max_denoising_steps=max_steps or self.defaults.max_denoising_steps,
         )
 
-    def _fit_context(self, prefix: str, suffix: str) -> tuple[str, str]:
-        """Keep the end of the prefix and the start of the suffix within the token budget
-        (three quarters to the prefix). Characters are cut first, so a huge file is never
-        tokenized whole."""
-        prefix_budget = self.context_tokens * 3 // 4
-        suffix_budget = self.context_tokens - prefix_budget
-        prefix = _keep_tokens(self.prompt_format, prefix[-prefix_budget * 8 :], prefix_budget, from_end=True)
-        suffix = _keep_tokens(self.prompt_format, suffix[: suffix_budget * 8], suffix_budget, from_end=False)
-        return prefix, suffix
-
     def _now(self) -> float:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
 
-
-def _keep_tokens(fmt: PromptFormat, text: str, budget: int, from_end: bool) -> str:
-    encoding = fmt.tokenizer.encode(text, add_special_tokens=False)
-    if len(encoding.ids) <= budget:
-        return text
-    # Cut at a token boundary, using the tokenizer's character offsets.
-    if from_end:
-        return text[encoding.offsets[-budget][0] :]
-    return text[: encoding.offsets[budget - 1][1]]

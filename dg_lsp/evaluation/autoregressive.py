@@ -11,8 +11,8 @@ The ladder: `prefill` (the prompt into a fresh KV cache, the first token's logit
 benchmark is written against.
 
 The prompt is exactly the one `Engine.infill` builds for the same prefix and suffix (the
-engine's context budget applied, then `prompt_format.build`), so differences between the two
-decodings are the decoding's. Decoding stops at any id of `engine.defaults.stop_token_ids`
+engine's prompt builder, `engine.prompts`), so differences between the two decodings are the
+decoding's. Decoding stops at any id of `engine.defaults.stop_token_ids`
 (not part of the output) or after `max_new_tokens` tokens.
 """
 
@@ -64,8 +64,8 @@ def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_to
     model, device = engine.model, engine.device
     stops = set(engine.defaults.stop_token_ids)
     start = time.perf_counter()
-    # The engine's own context fitting, so both decodings see the same prompt.
-    prompt = engine.prompt_format.build(*engine._fit_context(prefix, suffix))
+    # The engine's own prompt builder, so both decodings see the same prompt.
+    prompt = list(engine.prompts.build(prefix, suffix).ids)
     ids = torch.tensor([prompt], dtype=torch.long, device=device)  # [1, T]
     generated: list[int] = []
     stopped = False
@@ -84,7 +84,7 @@ def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_to
                 break
             logits = decode_one_token(model, torch.tensor([[token]], dtype=torch.long, device=device), cache)
         t2 = _now(device)
-    text = engine.prompt_format.decode(generated)
+    text = engine.prompts.decode(generated)
     timings = {
         "tokenize": (t0 - start) * 1e3,
         "encode": (t1 - t0) * 1e3,

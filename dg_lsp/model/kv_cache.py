@@ -49,6 +49,34 @@ class KVCache:
         if self.token_ids is not None:
             self.token_ids = self.token_ids[:, : self.length]
 
+    def copy_prefix(self, other: KVCache, length: int) -> None:
+        """Start this (empty) cache as a copy of the first `length` positions of `other`."""
+        length = min(length, other.length)
+        for layer in range(self.num_layers):
+            keys, values = other._keys[layer], other._values[layer]
+            if keys is None:
+                continue
+            self._ensure(layer, keys, length)
+            self._keys[layer][:, :, :length] = keys[:, :, :length]
+            self._values[layer][:, :, :length] = values[:, :, :length]
+        self.token_ids = other.token_ids[:, :length].clone()
+        self.length = length
+
+    def shrink(self, capacity: int) -> None:
+        """Give memory back when the buffers hold more than twice `capacity` positions (an entry
+        that grew for one long prompt and now holds a short one)."""
+        capacity = max(capacity, self.length)
+        self._capacity = min(self._capacity, capacity)  # the initial size no longer holds the memory
+        for layer in range(self.num_layers):
+            keys = self._keys[layer]
+            if keys is None or keys.shape[2] <= 2 * capacity:
+                continue
+            self._keys[layer] = keys[:, :, :capacity].clone()
+            self._values[layer] = self._values[layer][:, :, :capacity].clone()
+
+    def capacity(self) -> int:
+        return max((k.shape[2] for k in self._keys if k is not None), default=0)
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._keys + self._values if t is not None)
 

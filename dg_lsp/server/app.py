@@ -3,6 +3,11 @@
 Handlers stay short: find the document, call a service, convert to lsprotocol types.
 User errors (an unknown document, a position outside it) become InvalidParams responses
 with a clear message; the server keeps running whatever a client sends.
+
+Anything computed before an `await` (an offset, a range) is checked against the document
+after it: a document closed or edited meanwhile gets no completion, and a command's edit
+to it is refused as ContentModified rather than applied at the wrong place. A document out
+of sync with the editor (see documents.py) is reported once, then quietly gets nothing.
 """
 
 from __future__ import annotations
@@ -12,15 +17,15 @@ import logging
 import uuid
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcContentModified, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from .. import __version__
 from ..context.ring import SnippetRing
 from ..errors import InputError
-from .commands import COMMANDS, CommandService
+from .commands import COMMANDS, CommandService, parse_args
 from .completions import CompletionService
-from .documents import DocumentStore, IdleParser
+from .documents import DocumentStore, IdleParser, OutOfSyncError
 from .model_host import HostEvent, ModelHost
 from .protocol import DgProtocol, serve_stdio, stdin_is_stream
 from .settings import Settings, update_settings
@@ -95,6 +100,12 @@ class DgLanguageServer(LanguageServer):
         # Errors are logged, not shown as pop-ups: a malformed message must not nag the user.
         log.warning("server error (%s): %s", getattr(source, "__name__", source), error)
 
+    def shutdown(self) -> None:
+        """On `exit` or the end of input: stop model work at its next denoising step, so the
+        process exits now instead of when a long completion would have finished."""
+        self.worker.shutdown()
+        super().shutdown()
+
 
 def create_server() -> DgLanguageServer:
     server = DgLanguageServer()
@@ -106,6 +117,14 @@ def create_server() -> DgLanguageServer:
     @server.feature(types.INITIALIZED)
     def initialized(ls: DgLanguageServer, params: types.InitializedParams):
         ls.start_loading()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: DgLanguageServer, params=None):
+        ls.worker.cancel_all()  # nobody will read their answers
+
+    @server.feature(types.EXIT)
+    def exit_(ls: DgLanguageServer, params=None):
+        ls.worker.shutdown()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: DgLanguageServer, params: types.DidChangeConfigurationParams):
@@ -121,6 +140,9 @@ def create_server() -> DgLanguageServer:
     def did_change(ls: DgLanguageServer, params: types.DidChangeTextDocumentParams):
         try:
             ls.documents.change(params)
+        except OutOfSyncError as err:  # raised once per loss of sync: tell the user, once
+            ls.log(str(err), types.MessageType.Warning)
+            ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"dg-lsp: {err}"))
         except InputError as err:
             ls.log(str(err), types.MessageType.Warning)
         ls.idle_parser.poke()
@@ -133,17 +155,15 @@ def create_server() -> DgLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: DgLanguageServer, params: types.InlineCompletionParams):
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        result = await _complete(ls, params.text_document.uri, params.position, invoked)
-        at = ls.documents.position(ls.documents.get(params.text_document.uri), result.offset)
+        texts, at = await _complete(ls, params.text_document.uri, params.position, invoked)
         return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=t, range=types.Range(at, at)) for t in result.texts]
+            items=[types.InlineCompletionItem(insert_text=t, range=types.Range(at, at)) for t in texts]
         )
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
     async def completion(ls: DgLanguageServer, params: types.CompletionParams):
         invoked = params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
-        result = await _complete(ls, params.text_document.uri, params.position, invoked)
-        at = ls.documents.position(ls.documents.get(params.text_document.uri), result.offset)
+        texts, at = await _complete(ls, params.text_document.uri, params.position, invoked)
         items = [
             types.CompletionItem(
                 label=text.strip().splitlines()[0][:60] if text.strip() else text,
@@ -154,7 +174,7 @@ def create_server() -> DgLanguageServer:
                 insert_text_format=types.InsertTextFormat.PlainText,
                 text_edit=types.TextEdit(range=types.Range(at, at), new_text=text),
             )
-            for i, text in enumerate(result.texts)
+            for i, text in enumerate(texts)
         ]
         return types.CompletionList(is_incomplete=True, items=items)
 
@@ -163,7 +183,10 @@ def create_server() -> DgLanguageServer:
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite, types.CodeActionKind.Source]),
     )
     def code_action(ls: DgLanguageServer, params: types.CodeActionParams):
-        return _user_errors(lambda: ls.commands.code_actions(params.text_document.uri, params.range))
+        try:
+            return _user_errors(lambda: ls.commands.code_actions(params.text_document.uri, params.range))
+        except OutOfSyncError:
+            return []  # asked on every selection change: the user was told once already
 
     @server.feature("dg/status")
     def status(ls: DgLanguageServer, params=None):
@@ -179,6 +202,9 @@ def create_server() -> DgLanguageServer:
             "cancelled": ls.worker.cancelled,
             "superseded": ls.completions.superseded,
             "cacheHits": ls.completions.cache.hits,
+            # The prompt cache at work: prompt tokens encoded since start, and the prompts it holds.
+            "encodedTokens": engine.prompt_cache.tokens_encoded if (engine := ls.host.engine) else 0,
+            "cachedPrompts": len(engine.prompt_cache.entries) if engine else 0,
         }
 
     @server.feature("dg/plan")
@@ -196,7 +222,8 @@ def create_server() -> DgLanguageServer:
             doc = ls.documents.get(uri)
             p = ls.completions.plan(doc, ls.documents.offset(doc, position), ls.settings)
             return {"mode": p.mode, "canvasLength": p.canvas_length, "prefixChars": len(p.prefix),
-                    "suffixChars": len(p.suffix), "contextChars": len(p.context), "indent": p.indent}
+                    "suffixChars": len(p.suffix), "contextChars": len(p.context), "indent": p.indent,
+                    "context": p.context}
         return _user_errors(run)
 
     for name in COMMANDS:
@@ -208,9 +235,14 @@ def create_server() -> DgLanguageServer:
 def _command_handler(name: str):
     async def run(ls: DgLanguageServer, *args):
         try:
+            doc = ls.documents.get(parse_args(name, list(args)).uri)
+            version = doc.version
             edit = await ls.commands.run(name, list(args), ls.settings)
         except InputError as err:
             raise JsonRpcInvalidParams(str(err)) from None
+        # The edit's ranges were computed before the model ran: stale if the document moved on.
+        if edit is not None and _edits_document(edit, doc.uri) and not ls.documents.is_current(doc, version):
+            raise JsonRpcContentModified(f"{name}: {doc.uri} changed while the model worked; run it again")
         if edit is not None and ls.commands.wants_apply(args):
             await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label=name))
         return edit
@@ -218,11 +250,32 @@ def _command_handler(name: str):
     return run
 
 
-async def _complete(ls: DgLanguageServer, uri: str, position: types.Position, invoked: bool):
+def _edits_document(edit: types.WorkspaceEdit, uri: str) -> bool:
+    if edit.changes and uri in edit.changes:
+        return True
+    return any(isinstance(change, types.TextDocumentEdit) and change.text_document.uri == uri
+               for change in edit.document_changes or ())
+
+
+async def _complete(ls: DgLanguageServer, uri: str, position: types.Position,
+                    invoked: bool) -> tuple[list[str], types.Position | None]:
+    """The completion texts and where they go; no texts when there is nothing to offer on
+    the document as it is now."""
+    doc = None
     try:
-        return await ls.completions.complete(uri, position, invoked, ls.settings)
+        doc = ls.documents.get(uri)
+        version = doc.version
+        result = await ls.completions.complete(uri, position, invoked, ls.settings)
+    except OutOfSyncError:
+        return [], None  # the user was told when it went out of sync
     except InputError as err:
+        if doc is not None and not ls.documents.is_current(doc, version):
+            return [], None  # closed or changed while we waited: nothing to offer, nothing wrong
         raise JsonRpcInvalidParams(str(err)) from None
+    # `result.offset` was computed before the awaits: it holds only in the same document.
+    if not result.texts or not ls.documents.is_current(doc, version):
+        return [], None
+    return result.texts, ls.documents.position(doc, result.offset)
 
 
 def _get(obj, name):

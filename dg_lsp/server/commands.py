@@ -24,7 +24,7 @@ from lsprotocol import types
 from ..context.document import Document
 from ..context.indentation import detect_unit, leading_whitespace, reindent
 from ..errors import Cancelled, InputError
-from . import test_layout
+from . import placement
 from .definitions import Definition, enclosing_definition
 from .documents import DocumentStore
 from .model_host import ModelHost
@@ -80,7 +80,8 @@ class CommandService:
             arg = {"uri": uri, "range": _range_json(selection), "apply": True}
             actions.append(_action("Rewrite selection (dg-lsp)", REWRITE, arg, types.CodeActionKind.RefactorRewrite))
         offset = self.documents.offset(doc, selection.start)
-        if (definition := enclosing_definition(doc, offset)) is not None:
+        # Asked on every selection change: never a full parse on the event loop.
+        if (definition := enclosing_definition(doc, offset, full_parse=False)) is not None:
             arg = {"uri": uri, "position": {"line": selection.start.line, "character": selection.start.character},
                    "apply": True}
             if definition.docstring_offset is not None:
@@ -104,7 +105,7 @@ class CommandService:
         edit_range = args.range
 
         def job(is_cancelled):
-            completion = engine.rewrite(prefix, selection, suffix, max_steps=settings.invokedSteps,
+            completion = engine.rewrite(prefix, selection, suffix, key=doc.uri, max_steps=settings.invokedSteps,
                                         seed=settings.seed, cancel=is_cancelled)
             return _edit(doc.uri, edit_range, fit_rewrite(selection, lead, completion.text, unit))
 
@@ -121,7 +122,7 @@ class CommandService:
         suffix = style.closing + doc.text[insert_at:]
 
         def job(is_cancelled):
-            completion = engine.infill(prefix, suffix, canvas_length=min(settings.maxCanvas, 96),
+            completion = engine.infill(prefix, suffix, key=doc.uri, canvas_length=min(settings.maxCanvas, 96),
                                        max_steps=settings.invokedSteps, seed=settings.seed, cancel=is_cancelled)
             text = style.render(completion.text)
             return _edit(doc.uri, types.Range(position, position), text)
@@ -130,10 +131,11 @@ class CommandService:
 
     def _test_job(self, doc: Document, definition: Definition, engine, settings: Settings):
         path = uri_to_path(doc.uri)
-        layout = test_layout.for_definition(doc, definition, path)
+        pending = placement.request_for(doc, definition, path)
 
         def job(is_cancelled):
-            completion = engine.infill(layout.prefix, layout.suffix, context=layout.context,
+            layout = pending.place()  # reads the existing test file: here, off the event loop
+            completion = engine.infill(layout.prefix, layout.suffix, context=layout.context, key=doc.uri,
                                        canvas_length=settings.maxCanvas, max_steps=settings.invokedSteps,
                                        seed=settings.seed, cancel=is_cancelled)
             return layout.edit(completion.text)

@@ -1,7 +1,7 @@
 """Serve completions without a model call where the answer is already known.
 
-- An exact repeat of a context (same text around the cursor) gets the same completions
-  (LRU, 100 entries, 5 minutes), as Tabby does.
+- An exact repeat of a request (same model, seed, canvas, snippets, prompt text and
+  settings) gets the same completions (LRU, 100 entries, 5 minutes), as Tabby does.
 - When the user types characters that match the completion on screen, the rest of it is
   served as it is ("forwarding", as in Tabby and llama.vim).
 """
@@ -35,8 +35,10 @@ class CompletionCache:
         self.hits = 0
 
     @staticmethod
-    def key(text: str, offset: int, mode: str, variant: tuple = ()) -> tuple:
-        return (text[max(0, offset - WINDOW) : offset], text[offset : offset + WINDOW], mode, variant)
+    def key(model: str, seed: int, plan, mode: str, variant: tuple = ()) -> tuple:
+        """Everything a seeded completion depends on: the model, the seed, the plan's canvas and
+        prompt text (snippets, prefix, suffix), the trigger mode and its settings."""
+        return (model, seed, plan.canvas_length, plan.context, plan.prefix, plan.suffix, mode, variant)
 
     def get(self, key: tuple) -> list[str] | None:
         entry = self._entries.get(key)
@@ -70,6 +72,11 @@ class CompletionCache:
             return None
         self.hits += 1
         return rest
+
+    def clear(self) -> None:
+        """Drop everything (the model changed)."""
+        self._entries.clear()
+        self._shown.clear()
 
     def forget(self, uri: str) -> None:
         self._shown.pop(uri, None)

@@ -40,7 +40,8 @@ class CompletionService:
         self.worker = worker
         self.cache = CompletionCache()
         self.last_latency_ms: float | None = None
-        self.superseded = 0  # requests dropped before planning because the buffer moved on
+        self.superseded = 0  # requests dropped before the model call because the buffer moved on
+        self._engine_identity: str | None = None
 
     async def complete(self, uri: str, position, invoked: bool, settings: Settings) -> CompletionResult:
         doc = self.documents.get(uri)
@@ -51,11 +52,16 @@ class CompletionService:
         if engine is None:
             return CompletionResult([], offset, self.host.state)
 
+        if engine.identity != self._engine_identity:  # a new model: nothing cached for the old one holds
+            self.cache.clear()
+            self._engine_identity = engine.identity
         if (texts := self.cache.forward(uri, doc.text, offset)) is not None:
             return CompletionResult(texts, offset, "forward")
         steps = settings.invokedSteps if invoked else settings.steps
         candidates = settings.candidates if invoked else 1
-        key = self.cache.key(doc.text, offset, "invoked" if invoked else "auto", (steps, candidates))
+        plan = self.plan(doc, offset, settings)
+        key = CompletionCache.key(engine.identity, settings.seed, plan, "invoked" if invoked else "auto",
+                                  (steps, candidates))
         if (texts := self.cache.get(key)) is not None:
             self.cache.remember_shown(uri, doc.text, offset, texts)
             return CompletionResult(texts, offset, "cache")
@@ -65,31 +71,31 @@ class CompletionService:
         if doc.version != version or self.documents.get(uri) is not doc:
             self.superseded += 1
             return CompletionResult([], offset, "superseded")
-        plan = self.plan(doc, offset, settings)
 
         def work(is_cancelled):
-            return engine.infill(
-                plan.prefix, plan.suffix, context=plan.context, canvas_length=plan.canvas_length,
-                max_steps=steps, candidates=candidates, seed=settings.seed, cancel=is_cancelled,
-            )
+            # Built on the model thread: the event loop never waits for the tokenizer.
+            prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
+            return engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
+                                   candidates=candidates, seed=settings.seed, cancel=is_cancelled)
 
         try:
-            completion = await self.worker.run("completion", work)
+            generation = await self.worker.run("completion", work)
         except Cancelled:
             return CompletionResult([], offset, "cancelled")
         if doc.version != version:  # the buffer changed while we worked: this answer is stale
             return CompletionResult([], offset, "stale")
-        texts = _distinct(t for t in (clean_completion(doc, plan, c) for c in completion.candidates) if t)
+        candidates_text = (engine.prompts.decode(row) for row in generation.rows)
+        texts = _distinct(t for t in (clean_completion(doc, plan, c) for c in candidates_text) if t)
         self.cache.put(key, texts)
         self.cache.remember_shown(uri, doc.text, offset, texts)
-        self.last_latency_ms = completion.timings_ms.get("total")
-        return CompletionResult(texts, offset, "model", completion.timings_ms)
-
+        self.last_latency_ms = generation.timings_ms.get("total")
+        return CompletionResult(texts, offset, "model", generation.timings_ms)
 
     def plan(self, doc, offset: int, settings: Settings):
         """What the model would be asked: span, canvas and prompt text (no model call)."""
         engine = self.host.engine
-        count = (lambda text: len(engine.prompt_format.encode(text))) if engine else (lambda text: len(text) // 4)
+        # The builder's memoized count: the prompt built from this prefix then tokenizes nothing new.
+        count = engine.prompts.count if engine else (lambda text: len(text) // 4)
         # The engine's budget is the setting, cut to the prompt length its model was trained on.
         budget = engine.context_tokens if engine else settings.contextTokens
         return plan_infill(

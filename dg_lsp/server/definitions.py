@@ -1,25 +1,15 @@
 """The function at the cursor, found in the document's tree-sitter tree, and how a doc
-comment is written for it in its language."""
+comment is written for it in its language. Which nodes are functions, and how each
+language writes its doc comments, come from the language's spec (`dg_lsp.languages`)."""
 
 from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from string import Template
 
 from ..context.document import Document
-
-# Node types of function-like definitions, per grammar name.
-FUNCTION_NODES = {
-    "python": ("function_definition",),
-    "javascript": ("function_declaration", "method_definition", "generator_function_declaration"),
-    "typescript": ("function_declaration", "method_definition", "generator_function_declaration"),
-    "tsx": ("function_declaration", "method_definition", "generator_function_declaration"),
-    "rust": ("function_item",),
-    "go": ("function_declaration", "method_declaration"),
-    "lua": ("function_declaration",),
-}
-# Wrappers whose start is where a doc comment goes (`export function`, `@decorator def`).
-WRAPPERS = ("export_statement", "decorated_definition")
+from ..languages import LanguageSpec
 
 
 @dataclass
@@ -45,56 +35,58 @@ class DocStyle:
 
 @dataclass
 class Definition:
-    language: str
+    spec: LanguageSpec
     name: str
     start: int  # offset of the line where the definition (with its wrapper) starts
     end: int  # offset just after the definition
     indent: str  # indentation of that line
-    body_start: int | None  # Python: offset of the line of the first body statement
+    body_start: int | None  # docstrings in the body (Python): offset of the line of the first body statement
+
+    @property
+    def language(self) -> str:
+        return self.spec.name
 
     @property
     def docstring_offset(self) -> int | None:
-        """Where the doc comment goes: a Python docstring opens the body (None when the body
+        """Where the doc comment goes: a docstring in the body opens it (None when the body
         is not on lines of its own); other languages' doc comments precede the definition."""
-        return self.body_start if self.language == "python" else self.start
+        return self.body_start if self.spec.doc_comment.in_body else self.start
 
     def docstring_style(self) -> DocStyle:
-        i = self.indent
-        if self.language == "python":
-            body = _body_indent(self)
-            return DocStyle(f'{body}"""', '"""\n', body, '"""')
-        if self.language in ("javascript", "typescript", "tsx"):
-            return DocStyle(f"{i}/**\n{i} * ", f"\n{i} */\n", f"{i} * ", "*/")
-        marker = {"rust": "/// ", "go": "// ", "lua": "--- "}[self.language]
-        return DocStyle(f"{i}{marker}", "\n", f"{i}{marker}", "\n\n")
+        comment = self.spec.doc_comment
+        indent = self.indent
+        if comment.in_body:  # one step deeper than the definition, in its own kind of whitespace
+            indent += "\t" if indent.startswith("\t") else self.spec.default_indent
+        opening, closing, line_prefix = (Template(part).substitute(indent=indent)
+                                         for part in (comment.opening, comment.closing, comment.line_prefix))
+        return DocStyle(opening, closing, line_prefix, comment.end_marker)
 
 
-def _body_indent(definition: Definition) -> str:
-    return definition.indent + "    " if not definition.indent.startswith("\t") else definition.indent + "\t"
-
-
-def enclosing_definition(doc: Document, offset: int) -> Definition | None:
-    """The innermost function-like definition containing `offset`, or None."""
-    tree = doc.parsed_tree()  # a command is worth a full parse
-    if tree is None or doc.grammar is None or doc.grammar.name not in FUNCTION_NODES:
+def enclosing_definition(doc: Document, offset: int, full_parse: bool = True) -> Definition | None:
+    """The innermost function-like definition containing `offset`, or None. A command is
+    worth a full parse; `full_parse=False` (code actions, asked on every selection change)
+    takes the budgeted `doc.tree`, which may be the last tree with the edits since applied."""
+    tree = doc.parsed_tree() if full_parse else doc.tree
+    spec = doc.grammar
+    if tree is None or spec is None:
         return None
     point = _point_at(doc, offset)
     node = tree.root_node.descendant_for_point_range(point, point)
-    kinds = FUNCTION_NODES[doc.grammar.name]
-    while node is not None and node.type not in kinds:
+    while node is not None and node.type not in spec.function_types:
         node = node.parent
     if node is None:
         return None
-    outer = node.parent if node.parent is not None and node.parent.type in WRAPPERS else node
+    # The doc comment goes above an `export` or a decorator.
+    outer = node.parent if node.parent is not None and node.parent.type in spec.definition_wrappers else node
     start = doc.line_start(outer.start_point.row)
     line = doc.line_text(outer.start_point.row)
     name_node = node.child_by_field_name("name")
     name = doc.node_text(name_node) if name_node is not None else "function"
     body_start = None
     body = node.child_by_field_name("body")
-    if doc.grammar.name == "python" and body is not None and body.start_point.row > node.start_point.row:
+    if spec.doc_comment.in_body and body is not None and body.start_point.row > node.start_point.row:
         body_start = doc.line_start(body.start_point.row)
-    return Definition(doc.grammar.name, name, start, doc.offset_of_point(*outer.end_point),
+    return Definition(spec, name, start, doc.offset_of_point(*outer.end_point),
                       line[: len(line) - len(line.lstrip())], body_start)
 
 

@@ -4,7 +4,12 @@ Each is a `context.Document`: its text plus a tree-sitter tree re-parsed increme
 every change. A request re-parses for at most `PARSE_BUDGET_S` and otherwise plans on the
 last tree with the edits applied to it; the rest of the parse runs while the editor is idle
 (`IdleParser`). Chunks around each edit feed the snippet ring, so completions in one file
-see code recently edited in others.
+see code recently edited in others; a closed document leaves the ring.
+
+A change the document cannot take (a range outside it) is rejected whole: the text stays as
+it was before that notification, and the document is *out of sync* with the editor, since
+the editor's next ranges refer to a text we do not have. `get` then refuses it (no
+completion or edit is computed on a wrong text) until a full-text change or a reopen.
 """
 
 from __future__ import annotations
@@ -24,46 +29,96 @@ from ..errors import InputError
 PARSE_BUDGET_S = 0.0005
 
 
+class OutOfSyncError(InputError):
+    """The document's text may differ from the editor's (see the module docstring)."""
+
+
 class DocumentStore:
     def __init__(self, ring: SnippetRing, parse_budget_s: float | None = PARSE_BUDGET_S):
         self.ring = ring
         self.parse_budget_s = parse_budget_s
         self._docs: dict[str, Document] = {}
+        self._out_of_sync: dict[str, str] = {}  # uri -> why
         self.last_change = time.monotonic()
 
     def open(self, item: types.TextDocumentItem) -> Document:
         doc = Document(item.uri, item.language_id, item.text, version=item.version,
                        parse_budget_s=self.parse_budget_s)
         self._docs[item.uri] = doc
+        self._out_of_sync.pop(item.uri, None)
+        self.ring.forget(item.uri)  # chunks of an earlier version of this document
         self.ring.add(item.uri, doc.text, 0)
         return doc
 
     def change(self, params: types.DidChangeTextDocumentParams) -> Document:
-        doc = self.get(params.text_document.uri)
+        """Apply a didChange's content changes in order, all or none. Raises `OutOfSyncError`
+        when a change does not fit the text (only for the notification that breaks the sync:
+        later partial changes to an out-of-sync document are skipped quietly)."""
+        uri = params.text_document.uri
+        doc = self._open_document(uri)
+        in_sync = was_in_sync = uri not in self._out_of_sync
+        before = doc.text
+        applied = False
         last_line = 0
-        for change in params.content_changes:
-            if isinstance(change, types.TextDocumentContentChangePartial):
-                start, end = change.range.start, change.range.end
-                doc.apply_change(((start.line, start.character), (end.line, end.character)), change.text)
-                last_line = start.line
-            else:
-                doc.apply_change(None, change.text)
-        doc.version = params.text_document.version
-        self.ring.add(doc.uri, doc.text, last_line)
-        self.last_change = time.monotonic()
+        try:
+            for change in params.content_changes:
+                if isinstance(change, types.TextDocumentContentChangePartial):
+                    if not in_sync:  # its range refers to a text we do not have
+                        continue
+                    start, end = change.range.start, change.range.end
+                    doc.apply_change(((start.line, start.character), (end.line, end.character)), change.text)
+                    last_line = start.line
+                else:
+                    doc.apply_change(None, change.text)
+                    in_sync = True
+                applied = True
+        except PositionError as err:
+            if applied:  # never half-applied: back to the text before this notification
+                doc.apply_change(None, before)
+            in_sync = False
+            self._out_of_sync[uri] = (f"a change at version {params.text_document.version} did not fit the "
+                                      f"document ({err})")
+            if was_in_sync:
+                raise OutOfSyncError(self._out_of_sync_message(uri)) from None
+        finally:
+            # In-flight work on the old text sees a new version and drops its answer.
+            doc.version = params.text_document.version
+            self.last_change = time.monotonic()
+        if in_sync:
+            self._out_of_sync.pop(uri, None)
+            self.ring.add(uri, doc.text, last_line)
         return doc
 
     def close(self, uri: str) -> None:
         self._docs.pop(uri, None)
+        self._out_of_sync.pop(uri, None)
+        self.ring.forget(uri)  # a closed file's code no longer goes into other files' prompts
 
     def pending_parses(self) -> list[Document]:
         return [doc for doc in self._docs.values() if doc.parse_pending]
 
     def get(self, uri: str) -> Document:
+        """The open, in-sync document at `uri`; raises `InputError` (`OutOfSyncError`) otherwise."""
+        doc = self._open_document(uri)
+        if uri in self._out_of_sync:
+            raise OutOfSyncError(self._out_of_sync_message(uri))
+        return doc
+
+    def is_current(self, doc: Document, version: int) -> bool:
+        """Whether `doc` is still the open, in-sync document for its uri at `version`: an
+        offset into it computed before an `await` is still valid."""
+        return (self._docs.get(doc.uri) is doc and doc.version == version
+                and doc.uri not in self._out_of_sync)
+
+    def _open_document(self, uri: str) -> Document:
         doc = self._docs.get(uri)
         if doc is None:
             raise InputError(f"unknown document {uri}: it was never opened (textDocument/didOpen)")
         return doc
+
+    def _out_of_sync_message(self, uri: str) -> str:
+        return (f"{uri} is out of sync with the editor: {self._out_of_sync[uri]}; dg-lsp ignores it "
+                "until the file is reopened or its whole text is sent again")
 
     def offset(self, doc: Document, position: types.Position) -> int:
         try:
@@ -72,7 +127,10 @@ class DocumentStore:
             raise InputError(str(err)) from None
 
     def position(self, doc: Document, offset: int) -> types.Position:
-        line, character = doc.position_at(offset)
+        try:
+            line, character = doc.position_at(offset)
+        except PositionError as err:
+            raise InputError(str(err)) from None
         return types.Position(line=line, character=character)
 
 

@@ -12,6 +12,10 @@ pygls does by default shows up in the keystroke latency:
 - On stdio, pygls reads each header line and body through a thread pool; an asyncio pipe
   reader avoids two thread hand-offs per message.
 
+It also answers what pygls drops: a request whose params do not fit the method's type (a
+negative line, a string where an object goes) gets an InvalidParams error for its id, so
+the editor never waits on it forever; such a notification is logged and skipped.
+
 Positions are always UTF-16 (the LSP default, which every client supports), so one
 position conversion serves all clients.
 """
@@ -27,9 +31,12 @@ import threading
 from typing import Any
 
 import attrs
+import cattrs
+from cattrs.v import format_exception
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.io_ import StdoutWriter, run_async
-from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol, lsp_method
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +54,49 @@ class PlainRequest:
     params: Any = None
 
 
+# What `structure_message` gives for a message it has already answered or logged.
+REJECTED = object()
+
+
 class DgProtocol(LanguageServerProtocol):
+    exited = False  # after `exit` the writer is closed: late answers have nowhere to go
+
     def get_message_type(self, method: str):
         if method.startswith(CUSTOM_METHOD_PREFIX):
             return PlainRequest
         return super().get_message_type(method)
+
+    def structure_message(self, data: dict[str, Any]):
+        """pygls' message typing (called on every JSON object of a message, innermost first),
+        except that a request or notification it cannot type is answered or logged here."""
+        method = data.get("method")
+        if "jsonrpc" not in data or not isinstance(method, str) or "error" in data:
+            return super().structure_message(data)  # inner objects, responses
+        is_request = "id" in data
+        message_type = self.get_message_type(method) or (JsonRPCRequestMessage if is_request else JsonRPCNotification)
+        try:
+            return self._converter.structure(data, message_type)
+        except Exception as err:  # any shape of bad input is the client's error, not ours
+            reason = f"invalid params for {method}: {_describe(err)}"
+        if is_request and isinstance(data["id"], (int, str)) and not isinstance(data["id"], bool):
+            log.warning("request %r: %s", data["id"], reason)
+            self._send_response(data["id"], None, JsonRpcInvalidParams(reason).to_response_error())
+        else:
+            log.warning("dropped a message: %s", reason)
+        return REJECTED
+
+    def handle_message(self, message):
+        if message is not REJECTED:
+            super().handle_message(message)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args):
+        self.exited = True
+        return (yield from super().lsp_exit(*args))
+
+    def _send_data(self, data: Any):
+        if not self.exited:  # the requests cancelled by `exit` would answer into a closed pipe
+            super()._send_data(data)
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):
@@ -76,6 +121,18 @@ class DgProtocol(LanguageServerProtocol):
     def _user_handler(self, method: str, params):
         if (handler := self.fm.features.get(method)) is not None:
             yield handler, (params,), None
+
+
+def _describe(err: Exception) -> str:
+    """cattrs' account of what did not fit, with the validators' own words
+    ("Position.line should be in range [0:2147483647], but was -1. @ $.params.position")."""
+    if not isinstance(err, cattrs.BaseValidationError):
+        return str(err) or type(err).__name__
+
+    def fmt(exc: BaseException, type_) -> str:
+        return str(exc) if isinstance(exc, ValueError) and str(exc) else format_exception(exc, type_)
+
+    return "; ".join(cattrs.transform_error(err, format_exception=fmt))
 
 
 class PipeReader:

@@ -3,7 +3,8 @@
 Every request belongs to a lane ("completion", "command"). A new job in a lane sets the
 cancel flag of the job before it, which the engine checks between denoising steps, so a
 fast typist never waits behind completions nobody will see. `$/cancelRequest` (an
-asyncio cancellation of the handler) sets the flag too.
+asyncio cancellation of the handler) sets the flag too, and so do `shutdown` and `exit`:
+the process then ends within a denoising step, however long the request would have run.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class ModelWorker:
         self._newest: dict[str, tuple[threading.Event, asyncio.Future]] = {}
         self.started = 0
         self.cancelled = 0
+        self._stopped = False
 
     async def run(self, lane: str, work: Callable[[Callable[[], bool]], T]) -> T:
         """Run `work(is_cancelled)` on the model thread; raises `Cancelled` if superseded.
@@ -32,6 +34,8 @@ class ModelWorker:
         A superseded request returns at once (its asyncio future is cancelled) instead of
         waiting for the model thread; the thread drops the job when it reaches it, or stops
         it at the next denoising step if it is running."""
+        if self._stopped:
+            raise Cancelled("the server is shutting down")
         flag = threading.Event()
 
         def job() -> T:
@@ -66,5 +70,7 @@ class ModelWorker:
             flag.set()
 
     def shutdown(self) -> None:
+        """Cancel everything and take no more work (the thread ends after its current step)."""
+        self._stopped = True
         self.cancel_all()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,14 +1,14 @@
 """Pack a model directory's small files into one `bundle.json`, and unpack it again.
 
-The GPU machine returns at most 8 files from a run (16 MiB each). A sharded model directory
-alone has more: 3 weight shards, the shard index, config, generation config, `dg_lsp.json`,
-the tokenizer and the model card files. Packed, it is the shards plus `bundle.json`
+A sharded model directory has many files: 3 weight shards, the shard index, config,
+generation config, `dg_lsp.json`, the tokenizer and the model card files. For copying a run's
+output between machines fewer files are handier: packed, it is the shards plus `bundle.json`
 (`{"files": {name: text}}`, every file that is not `*.safetensors`); unpacking writes those
 files back and removes the bundle, giving the loadable directory again.
 
-    python -m dg_lsp.train.bundle unpack RETURNED_OUT runs/gpu-1 [--join-shards]
+    python -m dg_lsp.train.bundle unpack OUT_DIR runs/gpu-1 [--join-shards]
 
-copies a returned output folder (read-only where it lands) and unpacks every bundle in it;
+copies a pipeline output folder (which may be read-only) and unpacks every bundle in it;
 `--join-shards` also joins the weight shards into one `model.safetensors`, the layout the
 shipped default model has.
 """

@@ -4,8 +4,8 @@ Tensor names follow the reference checkpoint: the shared weights under `model.de
 the encoder's own layer scalars under `model.encoder.language_model.layers.N.layer_scalar`;
 the LM head is tied to the embeddings and not stored. Weights larger than `max_shard_bytes`
 are split into `model-0000i-of-0000N.safetensors` with a `model.safetensors.index.json`, the
-standard sharded layout (dg-lsp's loader and transformers both read it): the GPU machine
-returns files of at most 16 MiB.
+standard sharded layout (dg-lsp's loader and transformers both read it), for those who
+want files of a bounded size.
 """
 
 from __future__ import annotations

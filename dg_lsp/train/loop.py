@@ -7,7 +7,7 @@ A GPU run is the same command with `--preset gpu --device cuda` (and more steps)
 Checkpoints are safetensors (model and optimizer state) plus a JSON file with the step,
 the settings and the random state; `--out` resumes from them when they exist. A run can also
 continue from an exported model directory and its progress state (`resume_from_export`,
-what `dg_lsp.train.pipeline` does across GPU commands): the weights come back in bf16 and
+what `dg_lsp.train.pipeline --resume-from` does): the weights are the export's bf16 ones and
 the optimizer's moments start afresh, so the learning rate warms up again.
 """
 
@@ -127,8 +127,8 @@ class Trainer:
 
     def resume_from_export(self, model_dir: Path, meta: dict) -> None:
         """Continue from an exported (bf16) model directory and its `progress_state()`. The
-        optimizer's moments are not in the export (they would triple what comes back from the
-        GPU machine), so they start afresh and the learning rate warms up again from here."""
+        optimizer's moments are not in the export (they would triple its size), so they start
+        afresh and the learning rate warms up again from here."""
         from ..model.loader import load_model
 
         loaded = load_model(model_dir, device="cpu", dtype=torch.float32, with_tokenizer=False, progress=False)
@@ -232,7 +232,7 @@ def model_card(trainer: Trainer) -> str:
         "(see the corpus manifest); held out by package.\n"
         f"- Last held-out losses: next-token {last.get('heldout_ar', float('nan')):.3f}, "
         f"denoising {last.get('heldout_diffusion', float('nan')):.3f}.\n"
-        "- Quality and speed: see `benchmarks/quality.py` and the README's table.\n"
+        "- Quality and speed: see `benchmarks/quality.py` and docs/default-model.md.\n"
     )
 
 

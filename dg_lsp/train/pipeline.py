@@ -1,9 +1,9 @@
 """One command from a bare machine to a trained, exported model, within a time budget:
 
-    python -m dg_lsp.train.pipeline OUT_DIR --preset gpu --device cuda --minutes 9.3 --bundle
+    python -m dg_lsp.train.pipeline OUT_DIR --preset gpu --device cuda --minutes 60
 
 1. the corpus of the machine's own sources (stdlib, site-packages, npm when present), in
-   `--work-dir` (never in OUT_DIR: hundreds of MB that must not come back);
+   `--work-dir` (never in OUT_DIR: hundreds of MB that are not part of the model);
 2. the BPE tokenizer on it, or, resuming, the previous run's (the embeddings depend on it);
 3. training until the budget, less a reserve for the export (and the quick check);
 4. every `--save-minutes` and at the end, the checkpoint: `OUT_DIR/model/`, the model in the
@@ -13,14 +13,15 @@
 5. with `--eval-samples N`, a quick HumanEval-Infilling single-line check ->
    `OUT_DIR/quality.json`.
 
-Why the checkpoint is the export: the GPU machine returns at most 8 files of 16 MiB (64 MiB
-in all) and keeps nothing between commands. Full training state (fp32 weights and the
-optimizer's two moments, 12 bytes a parameter) would be ~260 MB for the `gpu` preset; the
-bf16 export is 44 MB. So a resumed run starts from the bf16 weights with fresh optimizer
-moments and a short learning-rate warmup (`Trainer.resume_from_export`); everything else
-(step, schedule clock, sampler and noise random state) continues exactly. With `--bundle`
-the model's small files are packed into `model/bundle.json` (`dg_lsp.train.bundle`), so
-OUT_DIR holds 3 shards, the bundle, run-state.json, quality.json and pipeline.log: 7 files.
+Why the checkpoint is the export: OUT_DIR stays small and is a usable model at every save.
+Full training state (fp32 weights and the optimizer's two moments, 12 bytes a parameter)
+would be ~260 MB for the `gpu` preset; the bf16 export is 44 MB. So a resumed run starts
+from the bf16 weights with fresh optimizer moments and a short learning-rate warmup
+(`Trainer.resume_from_export`); everything else (step, schedule clock, sampler and noise
+random state) continues exactly. With `--bundle` the model's small files are packed into
+`model/bundle.json` (`dg_lsp.train.bundle`), so OUT_DIR holds a handful of files (the
+shards, the bundle, run-state.json, quality.json and pipeline.log), easy to copy between
+machines.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-train-tokens", type=int, default=None, help="training stream size (default 40M)")
     parser.add_argument("--shard-mb", type=float, default=15.0, help="largest weight file in MiB (default 15)")
     parser.add_argument("--bundle", action="store_true",
-                        help="pack the model's small files into model/bundle.json (the GPU machine returns 8 files)")
+                        help="pack the model's small files into model/bundle.json (fewer files to copy)")
     parser.add_argument("--save-minutes", type=float, default=2.0, help="checkpoint this often (default 2)")
     parser.add_argument("--resume-from", type=Path, default=None, help="a previous OUT_DIR (bundled or not)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/dg-lsp-pipeline"),

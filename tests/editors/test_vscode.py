@@ -2,7 +2,8 @@
 runner (with the `vscode` module mocked), its settings mirror the server's schema, a
 vscode-jsonrpc client built from its own modules drives the real server, and it packages.
 
-Needs node and `npm ci` in editors/vscode (CI's .ci/run does that); skips otherwise.
+Needs node and `npm ci` in editors/vscode (the README's test command does that); skips
+otherwise, except in CI, where a missing `node_modules` fails (see tests/_ci.py).
 """
 
 import json
@@ -15,6 +16,7 @@ import pytest
 
 from dg_lsp.server.settings import schema
 
+from .._ci import skip_or_fail
 from .conftest import FAST_SETTINGS, ROOT, apply_text_edits, which_or_skip
 
 EXT = ROOT / "editors" / "vscode"
@@ -25,7 +27,7 @@ SAMPLE = "def add(a, b):\n    total = a + b\n    return total\n\n\nresult = \n"
 def node_tool(path: str) -> list[str]:
     node = which_or_skip("node")
     if not (EXT / "node_modules" / path).is_file():
-        pytest.skip("editors/vscode/node_modules is missing: run `npm ci` in editors/vscode")
+        skip_or_fail("editors/vscode/node_modules is missing: run `npm ci` in editors/vscode")
     return [node, str(EXT / "node_modules" / path)]
 
 

@@ -30,14 +30,14 @@ def test_it_stops_at_max_new_tokens(no_stops):
     for budget in (1, 5, 12):
         result = generate_autoregressive(no_stops, PREFIX, SUFFIX, budget)
         assert len(result.token_ids) == budget and not result.stopped
-        assert result.text == no_stops.prompt_format.decode(result.token_ids)
+        assert result.text == no_stops.prompts.decode(result.token_ids)
 
 
 def test_tokens_are_the_greedy_choice_of_the_whole_sequence(no_stops):
     """Decoding one token at a time with the KV cache gives the argmax that encoding the prompt
     and the generated tokens in one pass gives at every position."""
     result = generate_autoregressive(no_stops, PREFIX, SUFFIX, 8)
-    prompt = no_stops.prompt_format.build(PREFIX, SUFFIX)
+    prompt = list(no_stops.prompts.build(PREFIX, SUFFIX).ids)
     assert result.prompt_tokens == len(prompt)
     ids = torch.tensor([prompt + result.token_ids[:-1]])
     model = no_stops.model

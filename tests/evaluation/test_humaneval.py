@@ -4,11 +4,10 @@ import pytest
 
 from dg_lsp.evaluation import humaneval
 
-DATA = humaneval.default_data_dir()
-needs_data = pytest.mark.skipif(
-    not (DATA / humaneval.SETS["single-line"][0]).is_file(),
-    reason=f"the shared HumanEval-Infilling data is not at {DATA} (it sits beside the repository in ../shared/data)",
-)
+from ._data import require_humaneval_data
+
+# Skips without the shared data, fails when CI is set (see _data.py).
+needs_data = pytest.mark.usefixtures("humaneval_data")
 
 
 @needs_data
@@ -49,6 +48,18 @@ def test_the_data_folder_sits_beside_the_repository(tmp_path, monkeypatch):
     assert humaneval.default_data_dir(tmp_path / "repo") == tmp_path / "shared" / "data" / "humaneval-infilling"
     monkeypatch.setenv(humaneval.DATA_ENV, str(tmp_path / "elsewhere"))
     assert humaneval.default_data_dir() == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception),
+                                         ("false", pytest.skip.Exception)])
+def test_missing_data_skips_only_outside_ci(tmp_path, monkeypatch, ci, outcome):
+    monkeypatch.setenv(humaneval.DATA_ENV, str(tmp_path))  # an empty folder
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="HumanEval-Infilling data is not at"):
+        require_humaneval_data()
+    for file, _ in humaneval.SETS.values():
+        (tmp_path / file).write_bytes(b"")
+    assert require_humaneval_data() == tmp_path
 
 
 def test_subsets_are_deterministic():

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from dg_lsp.evaluation import humaneval
-
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "quality.py"
 
 
@@ -37,8 +35,7 @@ def test_a_missing_model_is_a_clear_error(quality, tmp_path, capsys):
     assert exit_.value.code == 2 and "no model at" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (humaneval.default_data_dir() / humaneval.SETS["single-line"][0]).is_file(),
-                    reason="the shared HumanEval-Infilling data is not beside the repository")
+@pytest.mark.usefixtures("humaneval_data")  # skips without the shared data, fails when CI is set
 def test_a_small_run_writes_a_record(quality, dense_dir, tmp_path, capsys):
     corpus = tmp_path / "heldout.jsonl"
     corpus.write_text(json.dumps({"text": "def f(x):\n    return x * 2 + 1\n", "language": "python", "path": "f.py"}) + "\n")

@@ -7,6 +7,7 @@ from dg_lsp.kernels import attention
 from dg_lsp.kernels.attention import AttentionConfig, canvas_attention_reference, canvas_attention_triton
 
 from ._marks import kernel_device, needs_cuda, needs_triton
+from ._tolerances import float64, tolerance
 
 pytestmark = needs_triton
 
@@ -36,9 +37,11 @@ def _inputs(b, h, hkv, c, s, d, cache_batch, device, dtype=torch.float32, seed=0
 def test_canvas_attention_matches_reference(b, h, hkv, c, s, d, cache_batch):
     inputs = _inputs(b, h, hkv, c, s, d, cache_batch, kernel_device(), seed=b * h * c + s)
     out = canvas_attention_triton(*inputs, config=AttentionConfig(16, 16, 4, 1))
-    ref = canvas_attention_reference(*inputs)
+    ref = canvas_attention_reference(*float64(*inputs))
     assert out.shape == ref.shape == (b, h, c, d)
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    # The scores are sums of d products of unit-variance entries, of size sqrt(d); an error in
+    # a score is the same relative error in its softmax weight, so in the output (|v| ~ 1).
+    torch.testing.assert_close(out.double(), ref, **tolerance(torch.float32, d, magnitude=d**0.5))
     # Written in [B, C, H, D] order, so merging the heads needs no copy.
     assert out.transpose(1, 2).is_contiguous()
 

@@ -1,11 +1,15 @@
 """Docstring placement and test placement per language, without a model."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from dg_lsp.context.document import Document
-from dg_lsp.server.commands import fit_rewrite
+from dg_lsp.server import placement
+from dg_lsp.server.commands import CommandService, fit_rewrite
 from dg_lsp.server.definitions import DocStyle, enclosing_definition
-from dg_lsp.server.test_layout import for_definition
+from dg_lsp.server.placement import for_definition, request_for
+from dg_lsp.server.settings import Settings
 
 SOURCES = {
     "python": ("math_utils.py", "import math\n\n\nclass Shapes:\n    def area(self, r):\n        return math.pi * r * r\n", "return"),
@@ -128,3 +132,25 @@ def test_a_python_function_without_body_lines_gets_no_docstring_place(text):
 ])
 def test_a_rewrite_is_shaped_like_its_selection(selection, lead, rewritten, expected):
     assert fit_rewrite(selection, lead, rewritten, "    ") == expected
+
+
+def test_the_test_file_is_read_when_placed_not_when_requested(tmp_path):
+    doc, definition = definition_at("go", tmp_path)
+    pending = request_for(doc, definition, tmp_path / "calc.go")
+    (tmp_path / "calc_test.go").write_text('package calc\n\nimport "testing"\n')  # written in between
+    layout = pending.place()
+    assert not layout.create and layout.existing.startswith("package calc")
+    assert layout.scaffold_head.startswith("\nfunc TestAdd(")  # no second header
+
+
+def test_generate_test_reads_files_only_in_the_model_thread_job(tmp_path, monkeypatch):
+    reads = []
+    read = placement._read
+    monkeypatch.setattr(placement, "_read", lambda path: reads.append(path) or read(path))
+    engine = SimpleNamespace(infill=lambda *args, **kwargs: SimpleNamespace(text="assert Add(1, 2) == 3"))
+    doc, definition = definition_at("go", tmp_path)
+    job = CommandService(None, None, None)._test_job(doc, definition, engine, Settings())
+    assert reads == []  # nothing read on the event loop
+    edit = job(lambda: False)
+    assert reads == [tmp_path / "calc_test.go"]
+    assert edit.document_changes[-1].edits[0].new_text.endswith("assert Add(1, 2) == 3\n}\n")

@@ -349,10 +349,33 @@ async def test_tcp_mode_listens_on_loopback(constant_model):
         length = int(header.split(b"Content-Length: ")[1].split(b"\r\n")[0])
         reply = json.loads(await reader.readexactly(length))
         assert reply["id"] == 1 and "inlineCompletionProvider" in reply["result"]["capabilities"]
+        # Bound to loopback only: a server on 0.0.0.0 would answer anyone on the network.
+        assert listening_addresses(port) == {"127.0.0.1"}
         writer.close()
     finally:
         server.kill()
         await server.wait()
+
+
+def listening_addresses(port):
+    """The local addresses of the sockets listening on TCP `port` (from the kernel's table)."""
+    import socket
+    import struct
+
+    tables = [(Path("/proc/net/tcp"), socket.AF_INET, "=I"), (Path("/proc/net/tcp6"), socket.AF_INET6, "=IIII")]
+    if not tables[0][0].exists():
+        pytest.skip("needs Linux's /proc/net/tcp")
+    found = set()
+    for table, family, layout in tables:
+        if not table.exists():
+            continue
+        for row in table.read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+                words = [int(address[i : i + 8], 16) for i in range(0, len(address), 8)]
+                found.add(socket.inet_ntop(family, struct.pack(layout, *words)))
+    return found
 
 
 async def test_plan_request_shows_the_context_without_a_model_call(lsp):
@@ -365,3 +388,189 @@ async def test_plan_request_shows_the_context_without_a_model_call(lsp):
     assert (await status(lsp)).requests == before.requests
     with pytest.raises(JsonRpcException, match="dg/plan wants"):
         await lsp.protocol.send_request_async("dg/plan", {"position": 3})
+
+
+# -- bad input and shutdown --------------------------------------------------------------
+
+
+class RawClient:
+    """JSON-RPC over a `dg-lsp serve` subprocess's pipes, for messages no typed client sends."""
+
+    def __init__(self, process):
+        self.process = process
+
+    @classmethod
+    async def start(cls, *args):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dg_lsp", "serve", "--log-level", "ERROR", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        return cls(process)
+
+    def send(self, message):
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    async def response(self, msg_id, timeout=30.0):
+        """The response to `msg_id` (messages before it are skipped)."""
+        async def read():
+            while True:
+                header = await self.process.stdout.readuntil(b"\r\n\r\n")
+                length = int(header.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                message = json.loads(await self.process.stdout.readexactly(length))
+                if message.get("id") == msg_id and "method" not in message:
+                    return message
+        return await asyncio.wait_for(read(), timeout)
+
+    async def close(self):
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+
+
+async def test_params_that_fail_validation_get_an_error_response():
+    client = await RawClient.start()
+    try:
+        client.send({"id": 0, "method": "initialize", "params": {"processId": None, "capabilities": {}}})
+        await client.response(0)
+        uri = "file:///work/invalid-params.py"
+        client.send({"method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 1, "text": "x = 1\n"}}})
+        cases = [({"line": -1, "character": 0}, "Position.line should be in range"),
+                 ({"line": 0, "character": -5}, "Position.character should be in range"),
+                 ("three", "position")]
+        for msg_id, (position, message) in enumerate(cases, start=1):
+            client.send({"id": msg_id, "method": "textDocument/inlineCompletion", "params": {
+                "textDocument": {"uri": uri}, "position": position, "context": {"triggerKind": 1}}})
+            # Before, no answer came at all: the editor waited on this id forever.
+            error = (await client.response(msg_id, timeout=10))["error"]
+            assert error["code"] == -32602, error
+            assert "textDocument/inlineCompletion" in error["message"] and message in error["message"]
+        # A notification that does not fit is skipped; the server goes on.
+        client.send({"method": "textDocument/didChange", "params": {"textDocument": {"uri": uri}, "contentChanges": 3}})
+        client.send({"id": 9, "method": "textDocument/inlineCompletion", "params": {
+            "textDocument": {"uri": uri}, "position": {"line": 0, "character": 5}, "context": {"triggerKind": 1}}})
+        assert (await client.response(9))["result"] == {"items": []}  # no model configured: nothing to offer
+    finally:
+        await client.close()
+
+
+def change_all(client, uri, version, *changes):
+    """One didChange with several content changes: (start, end, text) ranges or a full text."""
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[
+            types.TextDocumentContentChangeWholeDocument(text=c) if isinstance(c, str) else
+            types.TextDocumentContentChangePartial(range=types.Range(types.Position(*c[0]), types.Position(*c[1])),
+                                                   text=c[2])
+            for c in changes]))
+
+
+async def plan_at(client, uri, line, character):
+    return await client.protocol.send_request_async(
+        "dg/plan", {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}})
+
+
+async def test_a_change_outside_the_document_puts_it_out_of_sync_until_a_full_text(lsp):
+    uri = "file:///work/out-of-sync.py"
+    open_doc(lsp, uri, "def f(a):\n    return \n", "python")
+    shown = len(lsp.messages)
+    # A good change, then one far outside the (two-line) document, in one notification.
+    change_all(lsp, uri, 2, ((1, 11), (1, 11), "a"), ((40, 0), (40, 0), "zzz"))
+    with pytest.raises(JsonRpcException, match="out of sync"):
+        await plan_at(lsp, uri, 1, 11)
+    assert [m.type for m in lsp.messages[shown:]] == [types.MessageType.Warning]
+    assert "out of sync" in lsp.messages[-1].message and "line 40" in lsp.messages[-1].message
+    # No completion is computed on it, and the user is not told again.
+    assert not (await inline(lsp, uri, 1, 11, invoked=True)).items
+    change_all(lsp, uri, 3, ((50, 0), (50, 1), "y"))
+    change_all(lsp, uri, 4, ((1, 11), (1, 11), "b"))  # fits the old text, but we cannot know
+    with pytest.raises(JsonRpcException, match="out of sync"):
+        await plan_at(lsp, uri, 1, 11)
+    assert len(lsp.messages) == shown + 1
+    # The whole text brings it back.
+    change_all(lsp, uri, 5, "def f(a):\n    return a + \n")
+    plan = await plan_at(lsp, uri, 1, 15)
+    assert plan.prefixChars == len("def f(a):\n    return a + ")
+    assert xs((await inline(lsp, uri, 1, 15)).items[0].insert_text)
+
+
+async def test_a_reopen_brings_an_out_of_sync_document_back(lsp):
+    uri = "file:///work/reopen.py"
+    open_doc(lsp, uri, "a = \n", "python")
+    change_all(lsp, uri, 2, ((9, 0), (9, 0), "x"))
+    with pytest.raises(JsonRpcException, match="out of sync"):
+        await plan_at(lsp, uri, 0, 4)
+    lsp.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri=uri)))
+    open_doc(lsp, uri, "b = \n", "python")
+    assert xs((await inline(lsp, uri, 0, 4)).items[0].insert_text)
+
+
+async def slow_invoked_steps(client, steps):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"dgLsp": {"invokedSteps": steps}}))
+    await status(client)  # a round trip: the setting is in
+
+
+async def test_a_document_closed_while_its_completion_runs_gets_an_empty_answer(lsp):
+    uri = "file:///work/closed-meanwhile.py"
+    open_doc(lsp, uri, "def k(c):\n    return \n", "python")
+    await slow_invoked_steps(lsp, 256)
+    try:
+        pending = asyncio.ensure_future(inline(lsp, uri, 1, 11, invoked=True))
+        await asyncio.sleep(0.3)  # the model is working on it
+        lsp.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri=uri)))
+        # The offset was computed before the document went away: no error, nothing to insert.
+        assert not (await asyncio.wait_for(pending, timeout=60)).items
+    finally:
+        await slow_invoked_steps(lsp, 4)
+
+
+async def test_a_command_whose_document_changed_meanwhile_is_refused(lsp, tmp_path):
+    source = tmp_path / "moving.py"
+    text = "def area(radius):\n    return 3.14 * radius ** 2\n"
+    source.write_text(text)
+    uri = source.as_uri()
+    open_doc(lsp, uri, text, "python")
+    await slow_invoked_steps(lsp, 256)
+    try:
+        pending = asyncio.ensure_future(lsp.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="dg.fillDocstring", arguments=[{"uri": uri, "position": {"line": 1, "character": 8}}])))
+        await asyncio.sleep(0.3)  # the model is writing the docstring
+        change(lsp, uri, 2, (0, 0), (0, 0), "import math\n\n\n")  # the function moves down three lines
+        # Its edit was placed on the old text: applying it now would put the docstring in the wrong place.
+        with pytest.raises(JsonRpcException, match="changed while the model worked") as error:
+            await asyncio.wait_for(pending, timeout=60)
+        assert error.value.code == -32801  # ContentModified
+    finally:
+        await slow_invoked_steps(lsp, 4)
+
+
+async def test_a_closed_document_leaves_the_snippet_ring(lsp):
+    marker = "closed_document_marker_2718"
+    other, here = "file:///work/ring/other.py", "file:///work/ring/here.py"
+    open_doc(lsp, other, f"def {marker}():\n    return 1\n", "python")
+    open_doc(lsp, here, "def g():\n    return \n", "python")
+    assert marker in (await plan_at(lsp, here, 1, 11)).context  # other files feed the prompt
+    lsp.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri=other)))
+    assert marker not in (await plan_at(lsp, here, 1, 11)).context
+
+
+@pytest.mark.parametrize("ending", ["shutdown and exit", "end of input"])
+async def test_the_server_exits_at_once_while_a_long_completion_runs(constant_model, ending):
+    client = await start_server(constant_model, settings={"dgLsp": {"invokedSteps": 256, "candidates": 8}})
+    await wait_for_log(client, "model ready")
+    uri = "file:///work/long.py"
+    open_doc(client, uri, "def h(c):\n    return \n", "python")
+    pending = asyncio.ensure_future(inline(client, uri, 1, 11, invoked=True))  # seconds of denoising
+    before = (await status(client)).requests
+    while (await status(client)).requests == before:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # well into it
+    started = time.perf_counter()
+    if ending == "shutdown and exit":
+        await client.shutdown_session()
+    else:
+        client._server.stdin.close()
+    await asyncio.wait_for(client._server.wait(), timeout=30)
+    assert time.perf_counter() - started < 1.0
+    pending.cancel()
+    await client.stop()

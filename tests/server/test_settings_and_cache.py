@@ -29,15 +29,41 @@ def test_schema_lists_every_setting_with_its_default():
     assert set(described) == {f"dgLsp.{name}" for name in Settings.__dataclass_fields__}
 
 
+def _plan(**changes):
+    from dg_lsp.context.plan import InfillPlan
+
+    fields = dict(prefix="def f():\n    return ", suffix="\n", context="", mode="line", canvas_length=24, indent="",
+                  cursor_offset=20)
+    return InfillPlan(**{**fields, **changes})
+
+
+def test_the_completion_cache_key_holds_everything_a_completion_depends_on():
+    key = CompletionCache.key("model-a|1", 0, _plan(), "auto", (4, 1))
+    assert key == CompletionCache.key("model-a|1", 0, _plan(), "auto", (4, 1))
+    others = [
+        CompletionCache.key("model-b|2", 0, _plan(), "auto", (4, 1)),  # another model (or load)
+        CompletionCache.key("model-a|1", 7, _plan(), "auto", (4, 1)),  # another seed
+        CompletionCache.key("model-a|1", 0, _plan(canvas_length=64), "auto", (4, 1)),
+        CompletionCache.key("model-a|1", 0, _plan(context="# path: b.py\nx = 1\n"), "auto", (4, 1)),  # snippets
+        CompletionCache.key("model-a|1", 0, _plan(suffix="\nprint()\n"), "auto", (4, 1)),
+        CompletionCache.key("model-a|1", 0, _plan(), "invoked", (32, 3)),
+    ]
+    assert all(other != key for other in others)
+
+
 def test_exact_context_cache():
     cache = CompletionCache(max_entries=2)
-    key = cache.key("def f():\n    return \n", 20, "auto")
+    key = cache.key("model", 0, _plan(), "auto")
     assert cache.get(key) is None
     cache.put(key, ["x + 1"])
     assert cache.get(key) == ["x + 1"]
     cache.put(("a",), ["1"])
     cache.put(("b",), ["2"])
     assert cache.get(key) is None  # evicted, least recently used
+    cache.put(key, ["x + 1"])
+    cache.remember_shown("u", "text", 2, ["x"])
+    cache.clear()  # the model changed
+    assert cache.get(key) is None and cache.forward("u", "text", 3) is None
 
 
 def test_typing_into_a_shown_completion_forwards_the_rest():

@@ -1,6 +1,6 @@
 """`python -m dg_lsp.train.pipeline` end to end on the tiny preset, on the CPU: a first run
 (corpus, tokenizer, training, sharded export) within its time budget, then a resumed run that
-continues the step count, packs what the GPU machine would return into few files, runs the
+continues the step count, packs its output into a few bounded files (`--bundle`), runs the
 quick check, and still loads in dg-lsp and in transformers."""
 
 import gzip
@@ -78,7 +78,7 @@ def test_resumed_run_continues_bundles_checks_and_loads_in_transformers(first_ru
     run_pipeline(out, tmp_path / "work2", sources, 0.15, "--resume-from", str(first_out), "--bundle",
                  "--eval-samples", "2", "--humaneval-dir", str(humaneval))
 
-    # What the GPU machine returns: at most 8 files, at most 2 folders down, none over 16 MiB.
+    # `--bundle` with small shards keeps the output to a few files, none deep and none large.
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) <= 8 and all(len(p.relative_to(out).parts) <= 3 for p in files)
     assert all(p.stat().st_size <= 16 * 2**20 for p in files)

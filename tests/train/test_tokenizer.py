@@ -5,7 +5,7 @@ import json
 import pytest
 from tokenizers import Tokenizer
 
-from dg_lsp.engine.prompt_format import prompt_format_for
+from dg_lsp.prompt import PromptBuilder, prompt_format_for
 from dg_lsp.train.corpus import build_corpus
 from dg_lsp.train.tokenizer import SPECIAL_TOKENS, chars_per_token, main, new_tokenizer, sample_texts, train_tokenizer
 
@@ -106,9 +106,10 @@ def test_saved_tokenizer_gives_a_fim_prompt(tmp_path, tokenizer):
     assert json.loads(path.read_text())["post_processor"] is None
     fmt = prompt_format_for(loaded, tmp_path / "model", [1], 2, {})
     assert fmt.kind == "fim" and fmt.fim_ids == (3, 4, 5)
-    prompt = fmt.build("def f(x):\n    return ", "\n")
+    builder = PromptBuilder(fmt, 256)
+    prompt = list(builder.build("def f(x):\n    return ", "\n").ids)
     assert prompt[:2] == [2, 3] and prompt[-1] == 5
-    assert fmt.decode(prompt) == "def f(x):\n    return \n"
+    assert builder.decode(prompt) == "def f(x):\n    return \n"
 
 
 def test_vocab_too_small():

@@ -1,15 +1,16 @@
-"""How an infill request becomes prompt tokens, decided by the model directory.
+"""Which prompt layout a model directory supports (the builder then lays prompts out).
 
 - If the tokenizer has fill-in-the-middle tokens (one of the known conventions), the prompt
   is FIM: PSM order `<pre> prefix <suf> suffix <mid>` by default, or SPM order
   `<pre> <suf> suffix <mid> prefix` when the directory's `dg_lsp.json` says
-  `{"fim_order": "spm"}`. SPM ends with the prefix, so typing at the cursor only extends
-  the prompt and the prompt cache keeps everything before the new characters.
+  `{"fim_order": "spm"}`.
 - `dg_lsp.json` may also say `{"context_tokens": N}`: the longest prompt the model was
   trained on. Its rotary positions beyond that were never seen, so the engine keeps prompts
   within it (see `trained_context_tokens`).
 - Otherwise the prompt is an instruction, rendered with the model's chat template when it
   has one (in a sandboxed Jinja environment: the template is data, never trusted code).
+
+`builder.PromptBuilder` turns either into token ids.
 
 No token id is written here: every id comes from the tokenizer or the config.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from tokenizers import Tokenizer
 
 from ..errors import ModelLoadError
@@ -38,11 +39,6 @@ STOP_TOKENS = (
     "<end_of_turn>", "<turn|>", "<|im_end|>", "<eos>",
 ) + tuple(marker for convention in FIM_CONVENTIONS for marker in convention)
 
-INSTRUCTION = (
-    "Fill in the missing code at <CURSOR>. Reply with only the code that replaces <CURSOR>, "
-    "without explanations or code fences.\n\n{prefix}<CURSOR>{suffix}"
-)
-
 
 @dataclass
 class PromptFormat:
@@ -54,29 +50,6 @@ class PromptFormat:
     fim_order: str = "psm"
     chat_template: str | None = None
     bos_token: str = ""
-
-    def build(self, prefix: str, suffix: str, context: str = "") -> list[int]:
-        """Prompt token ids for filling the gap between `prefix` and `suffix`. `context` (code
-        from other files) comes first, so it stays cached while the user types."""
-        bos = [self.bos_id] if self.bos_id is not None else []
-        if self.kind == "fim":
-            pre, suf, mid = self.fim_ids
-            p, s = self.encode(prefix), self.encode(suffix)
-            body = [pre, *p, suf, *s, mid] if self.fim_order == "psm" else [pre, suf, *s, mid, *p]
-            return bos + self.encode(context) + body
-        text = INSTRUCTION.format(prefix=prefix, suffix=suffix)
-        if context:
-            text = f"Code from other open files:\n{context}\n\n{text}"
-        if self.chat_template:
-            rendered = _render_chat(self.chat_template, text, self.bos_token)
-            return self.tokenizer.encode(rendered, add_special_tokens=False).ids
-        return bos + self.encode(text)
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def prompt_format_for(
@@ -136,7 +109,10 @@ def _chat_template(directory: Path, tokenizer_config: dict[str, Any]) -> str | N
     return template if isinstance(template, str) else None
 
 
-def _render_chat(template: str, user_text: str, bos_token: str) -> str:
+def render_chat(template: str, user_text: str, bos_token: str) -> str:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     messages = [{"role": "user", "content": user_text}]
-    return env.from_string(template).render(messages=messages, add_generation_prompt=True, bos_token=bos_token)
+    try:
+        return env.from_string(template).render(messages=messages, add_generation_prompt=True, bos_token=bos_token)
+    except SecurityError as err:  # the template came with the model directory: data, never trusted code
+        raise ModelLoadError(f"the model's chat template was refused by the sandbox: {err}") from None

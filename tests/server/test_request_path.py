@@ -1,0 +1,122 @@
+"""The completion request path on a real tiny model (no fake): tokenizer calls per request, the
+prompt cache per document, and the completion cache's model identity."""
+
+import asyncio
+import json
+import shutil
+
+import pytest
+from lsprotocol import types
+
+from dg_lsp.context.ring import SnippetRing
+from dg_lsp.engine.engine import Engine
+from dg_lsp.model.loader import load_model
+from dg_lsp.server.completions import CompletionService
+from dg_lsp.server.documents import DocumentStore
+from dg_lsp.server.model_host import ModelHost
+from dg_lsp.server.settings import Settings
+from dg_lsp.server.worker import ModelWorker
+
+BODY = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(40))
+TEXT_A = "import os\n\n\n" + BODY + "def main():\n    \n"
+TEXT_B = "import sys\n\n\n" + BODY.replace("value", "item") + "class Runner:\n    \n"
+
+
+@pytest.fixture(scope="module")
+def spm_dir(tmp_path_factory, dense_dir):
+    model = shutil.copytree(dense_dir, tmp_path_factory.mktemp("spm") / "m")
+    (model / "dg_lsp.json").write_text(json.dumps({"fim_order": "spm"}))
+    return model
+
+
+class CountingTokenizer:
+    """The real tokenizer, counting its `encode` calls (every tokenizer use goes through one)."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def encode(self, text, add_special_tokens=False):
+        self.calls += 1
+        return self.real.encode(text, add_special_tokens=add_special_tokens)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+class Session:
+    """A completion service over real documents, a real engine and the real model thread."""
+
+    def __init__(self, engine):
+        self.documents = DocumentStore(SnippetRing())
+        self.host = ModelHost(lambda event: None)
+        self.host.engine, self.host.state = engine, "ready"
+        self.service = CompletionService(self.documents, self.host, ModelWorker())
+        self.settings = Settings(steps=1)
+
+    def open(self, uri, text):
+        self.documents.open(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text))
+
+    def type(self, uri, text):
+        doc = self.documents.get(uri)
+        line, character = doc.position_at(len(doc.text.rstrip("\n")))
+        change = types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(line, character), types.Position(line, character)), text=text)
+        self.documents.change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=doc.version + 1),
+            content_changes=[change]))
+
+    def complete(self, uri):
+        doc = self.documents.get(uri)
+        line, character = doc.position_at(len(doc.text.rstrip("\n")))
+        return asyncio.run(self.service.complete(uri, types.Position(line, character), False, self.settings))
+
+
+def test_a_keystroke_tokenizes_only_the_changed_segment(spm_dir):
+    engine = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    counting = CountingTokenizer(engine.prompts.tokens.tokenizer)
+    engine.prompts.tokens.tokenizer = engine.prompt_format.tokenizer = counting
+    session = Session(engine)
+    session.open("file:///a.py", TEXT_A)
+    session.open("file:///b.py", TEXT_B)  # its recent edit is a snippet in a.py's prompt
+    assert session.complete("file:///a.py").source == "model"
+    per_request = []
+    for ch in "return os.path":
+        session.type("file:///a.py", ch)
+        before = counting.calls
+        result = session.complete("file:///a.py")
+        assert result.source in ("model", "cache", "forward"), result.source
+        per_request.append(counting.calls - before)
+    assert max(per_request) <= 1, per_request  # the prefix changed; the snippets and suffix did not
+
+
+def test_two_documents_typed_in_turn_through_the_server_path(spm_dir):
+    engine = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    session = Session(engine)
+    session.open("file:///a.py", TEXT_A)
+    session.open("file:///b.py", TEXT_B)
+    for uri in ("file:///a.py", "file:///b.py"):  # the first edit moves each one's snippet to where it is typed
+        session.type(uri, "#")
+    for uri in ("file:///a.py", "file:///b.py"):
+        session.complete(uri)
+    encoded = []
+    for ch in "return":
+        for uri in ("file:///a.py", "file:///b.py"):
+            session.type(uri, ch)
+            before = engine.prompt_cache.tokens_encoded
+            session.complete(uri)
+            encoded.append(engine.prompt_cache.tokens_encoded - before)
+    # A keystroke encodes what it typed (and a token or two that merge with it), never the prompt.
+    assert max(encoded) <= 4, encoded
+    assert {"file:///a.py", "file:///b.py"} <= set(engine.prompt_cache.entries)
+
+
+def test_a_new_model_clears_the_completion_cache(spm_dir, dense_dir):
+    first = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    session = Session(first)
+    session.open("file:///a.py", TEXT_A)
+    assert session.complete("file:///a.py").source == "model"
+    assert session.complete("file:///a.py").source == "cache"
+    second = Engine(load_model(dense_dir, progress=False), context_tokens=512)
+    assert second.identity != first.identity
+    session.host.engine = second
+    assert session.complete("file:///a.py").source == "model"  # never the old model's answer
