@@ -23,11 +23,11 @@ import time
 from tree_sitter import Parser, Tree
 
 from ..languages import LanguageSpec, language_for
+from .chunk_reader import ChunkReader
 from .line_index import LineIndex
 from .text_units import chars_in_utf8, chars_in_utf16, utf8_len, utf16_len
 
 DEFAULT_MAX_PARSE_BYTES = 2 * 1024 * 1024
-READ_CHUNK_BYTES = 1 << 16  # what the parser's read callback hands over at a time
 
 Range = tuple[tuple[int, int], tuple[int, int]]
 
@@ -100,10 +100,7 @@ class Document:
         if self._source is None:  # a new parse (not resuming a stopped one)
             self._parser.reset()
             self._source = self.text.encode("utf-8", "surrogatepass")
-        source = self._source
-
-        def read(byte: int, _point) -> bytes:
-            return source[byte : byte + READ_CHUNK_BYTES]
+        read = ChunkReader(self._source)
 
         def past_deadline(*_) -> bool:
             return time.perf_counter() > deadline
@@ -116,6 +113,8 @@ class Document:
                 tree = self._parser.parse(*args, progress_callback=past_deadline)
         except ValueError:  # stopped at the deadline: the parser keeps its place
             return
+        finally:
+            read.release()
         self._tree, self._source, self._stale = tree, None, False
 
     def has_syntax_errors(self) -> bool:
