@@ -79,3 +79,12 @@ def test_rewrite_runs_seeded_from_the_selection(engine):
         engine.rewrite(PREFIX, "x = 1\n" * 300, SUFFIX)
     with pytest.raises(InputError, match="strength"):
         engine.rewrite(PREFIX, selection, SUFFIX, strength=2.0)
+
+
+def test_each_generated_token_has_its_confidence(engine):
+    generation = engine.generate(engine.prompts.build(PREFIX, SUFFIX), canvas_length=16, max_steps=3, candidates=2,
+                                 seed=4)
+    assert len(generation.confidences) == len(generation.rows) == 2
+    for row, confidence in zip(generation.rows, generation.confidences):
+        assert len(confidence) == len(row)
+        assert all(0.0 < c <= 1.0 for c in confidence)

@@ -42,6 +42,7 @@ class Generation:
     prompt_tokens: int
     encoded_tokens: int  # prompt tokens that were not in the prompt cache
     timings_ms: dict[str, float] = field(default_factory=dict)
+    confidences: list[list[float]] = field(default_factory=list)  # per row: each token's probability
 
 
 @dataclass
@@ -216,17 +217,18 @@ class Engine:
             result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch, **initial)
             t2 = self._now()
         stops = set(settings.stop_token_ids)
-        rows = []
-        for row in result.tokens.tolist():
+        rows, confidences = [], []
+        for row, confidence in zip(result.tokens.tolist(), result.confidence.tolist()):
             end = next((i for i, t in enumerate(row) if t in stops), len(row))
             rows.append(row[:end])
+            confidences.append(confidence[:end])
         timings = {
             "encode": (t1 - t0) * 1e3,
             "denoise": (t2 - t1) * 1e3,
             "per_step": (t2 - t1) * 1e3 / max(1, result.nfe),
             "total": (time.perf_counter() - start) * 1e3,
         }
-        return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings)
+        return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences)
 
     def _generator(self, seed: int | None) -> torch.Generator:
         generator = torch.Generator(device=self.device)

@@ -10,8 +10,9 @@ in parallel over a few steps:
    fresh random tokens; the step's logits condition the next step (self-conditioning);
 3. the canvas is done when its argmax has been stable for `stability_threshold` steps and
    its mean entropy is below `confidence_threshold`, or after `max_denoising_steps`;
-4. the argmax canvas is the output. A stop token ends generation (later tokens become
-   pad); otherwise the canvas is encoded into the KV cache and the next one starts.
+4. the argmax canvas is the output, with each token's confidence: its probability under the
+   distribution of the step that last set it. A stop token ends generation (later tokens
+   become pad); otherwise the canvas is encoded into the KV cache and the next one starts.
 
 Random draws happen in the reference's order (initial canvas, then per step a sampling
 draw and a re-noising draw); with `sampling="reference"` they are the reference's own
@@ -73,6 +74,7 @@ class GenerateResult:
     nfe: int  # decoder forward passes
     steps: list[int]  # denoising steps spent on each canvas
     stopped: bool  # a stop token was produced (rather than running out of canvases)
+    confidence: torch.Tensor | None = None  # [B, canvases * C] float: each token's probability; 0 after a stop
 
 
 # -- one step, as small functions --------------------------------------------------------
@@ -167,8 +169,9 @@ def denoise_canvas(
     on_step: Callable[[StepOutput], None] | None = None,
     batch_size: int | None = None,
     initial_self_cond: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, int]:
-    """Denoise one canvas after the cached prompt. Returns (argmax canvas [B, C], nfe).
+) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """Denoise one canvas after the cached prompt. Returns (argmax canvas [B, C], nfe, confidence
+    [B, C]: each argmax token's probability under the final step's distribution).
 
     `batch_size` > the cache's batch denoises several independent canvases over one prompt.
     `initial_canvas` and `initial_self_cond` (logits [B, C, V]) start from a draft instead of
@@ -181,6 +184,7 @@ def denoise_canvas(
     if initial_canvas is not None:
         canvas = initial_canvas.to(device)
     argmax, self_cond = canvas, initial_self_cond
+    confidence = torch.zeros(canvas.shape, dtype=torch.float32, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     history: deque[torch.Tensor] = deque(maxlen=settings.stability_threshold)
     embed_dtype = model.embed_tokens.weight.dtype
@@ -195,6 +199,10 @@ def denoise_canvas(
         # Rows that already stopped keep their canvas (only matters for batches).
         keep = finished[:, None]
         new_argmax = torch.where(keep, argmax, step.argmax)
+        # The argmax's own probability: max(softmax) = exp(max logit - logsumexp).
+        logits_f = step.logits.float()
+        step_confidence = torch.exp(logits_f.amax(dim=-1) - torch.logsumexp(logits_f, dim=-1))
+        confidence = torch.where(keep, confidence, step_confidence)
         canvas = torch.where(keep, canvas, step.canvas)
         logits = step.logits if self_cond is None else torch.where(keep[..., None], self_cond.float(), step.logits)
         stable = (
@@ -208,7 +216,7 @@ def denoise_canvas(
         argmax, self_cond = new_argmax, logits.to(embed_dtype)
         if bool(finished.all()):
             break
-    return argmax, nfe
+    return argmax, nfe, confidence
 
 
 def _all_equal(history: deque, current: torch.Tensor, needed: int) -> torch.Tensor:
@@ -241,13 +249,13 @@ def generate(
     batch = batch_size or cache.batch_size
     if batch != cache.batch_size and settings.num_canvases > 1:
         raise ValueError("several candidates over one cached prompt fit in a single canvas")
-    outputs, steps = [], []
+    outputs, steps, confidences = [], [], []
     stop_ids = torch.tensor(settings.stop_token_ids, dtype=torch.long)
     done = torch.zeros(batch, dtype=torch.bool)
     stopped = False
     for index in range(settings.num_canvases):
         first = index == 0
-        canvas, nfe = denoise_canvas(
+        canvas, nfe, confidence = denoise_canvas(
             model, cache, settings, generator, cancel, initial_canvas if first else None, None, batch,
             initial_self_cond if first else None,
         )
@@ -256,7 +264,11 @@ def generate(
         is_stop = torch.isin(canvas, stop_ids)
         after_stop = torch.cumsum(is_stop.int(), dim=-1) - is_stop.int() > 0
         canvas[after_stop] = settings.pad_token_id
+        confidence = confidence.cpu()
+        confidence[done] = 0.0
+        confidence[after_stop] = 0.0
         outputs.append(canvas)
+        confidences.append(confidence)
         steps.append(nfe)
         done |= is_stop.any(dim=-1)
         if bool(done.all()):
@@ -266,4 +278,4 @@ def generate(
             if cancel is not None and cancel():
                 raise Cancelled("generation cancelled")
             model.encode(canvas.to(model.embed_tokens.weight.device), cache)
-    return GenerateResult(torch.cat(outputs, dim=1), sum(steps), steps, stopped)
+    return GenerateResult(torch.cat(outputs, dim=1), sum(steps), steps, stopped, torch.cat(confidences, dim=1))

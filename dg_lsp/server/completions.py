@@ -14,6 +14,7 @@ from ..context.plan import plan_infill
 from ..context.postprocess import clean_completion
 from ..errors import Cancelled
 from .completion_cache import CompletionCache
+from .confidence import confident_prefix
 from .documents import DocumentStore
 from .model_host import ModelHost
 from .settings import Settings
@@ -61,7 +62,7 @@ class CompletionService:
         candidates = settings.candidates if invoked else 1
         plan = self.plan(doc, offset, settings)
         key = CompletionCache.key(engine.identity, settings.seed, plan, "invoked" if invoked else "auto",
-                                  (steps, candidates))
+                                  (steps, candidates, settings.minConfidence))
         if (texts := self.cache.get(key)) is not None:
             self.cache.remember_shown(uri, doc.text, offset, texts)
             return CompletionResult(texts, offset, "cache")
@@ -84,12 +85,21 @@ class CompletionService:
             return CompletionResult([], offset, "cancelled")
         if doc.version != version:  # the buffer changed while we worked: this answer is stale
             return CompletionResult([], offset, "stale")
-        candidates_text = (engine.prompts.decode(row) for row in generation.rows)
-        texts = _distinct(t for t in (clean_completion(doc, plan, c) for c in candidates_text) if t)
+        texts = self._shown_texts(doc, plan, engine, generation, settings.minConfidence, invoked)
         self.cache.put(key, texts)
         self.cache.remember_shown(uri, doc.text, offset, texts)
         self.last_latency_ms = generation.timings_ms.get("total")
         return CompletionResult(texts, offset, "model", generation.timings_ms)
+
+    @staticmethod
+    def _shown_texts(doc, plan, engine, generation, threshold: float, invoked: bool) -> list[str]:
+        """Each candidate cut before its first unconfident token, then post-processed; an invoked
+        request also offers the whole candidates after those."""
+        rows = zip(generation.rows, generation.confidences or [[1.0] * len(r) for r in generation.rows])
+        raw = [engine.prompts.decode(confident_prefix(row, conf, threshold)) for row, conf in rows]
+        if invoked and threshold > 0:
+            raw += [engine.prompts.decode(row) for row in generation.rows]
+        return _distinct(t for t in (clean_completion(doc, plan, text) for text in raw) if t)
 
     def plan(self, doc, offset: int, settings: Settings):
         """What the model would be asked: span, canvas and prompt text (no model call)."""

@@ -60,6 +60,20 @@ class TokenStream:
         return self.ids[start : start + length]
 
 
+class WindowSampler:
+    """Contiguous windows of the stream for plain next-token pretraining (every position a target)."""
+
+    def __init__(self, stream: TokenStream, length: int, seed: int = 0):
+        self.stream = stream
+        self.length = length
+        self.rng = random.Random(seed)
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        while True:
+            windows = [self.stream.window(self.length, self.rng) for _ in range(batch_size)]
+            yield torch.stack([torch.cat([w, torch.full((self.length - len(w),), PAD)]) for w in windows])
+
+
 class FimSampler:
     def __init__(self, stream: TokenStream, newline_ids: set[int], prompt_len: int, canvas_lens=(16, 32, 64),
                  seed: int = 0, long_middle_share: float = 0.15):

@@ -30,9 +30,9 @@ from tqdm import tqdm
 from ..model.config import parse_config
 from ..model.diffusion_gemma import DiffusionGemma
 from .corpus import iter_documents
-from .data import FimSampler, TokenStream, newline_token_ids
+from .data import FimSampler, TokenStream, WindowSampler, newline_token_ids
 from .export import export_model
-from .objectives import losses
+from .objectives import losses, next_token_loss
 from .presets import model_config
 from .settings import TrainSettings
 
@@ -85,6 +85,7 @@ class Trainer:
         held = (d["text"] for d in iter_documents(Path(corpus) / "heldout.jsonl"))
         heldout = TokenStream.from_texts(held, tokenizer, max_tokens=500_000)
         self.train_batches = FimSampler(train, newlines, settings.prompt_len, settings.canvas_lens, settings.seed)
+        self.train_windows = WindowSampler(train, settings.prompt_len, settings.seed)
         self.eval_sampler = FimSampler(heldout, newlines, settings.prompt_len, settings.canvas_lens, seed=1234)
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.step = 0
@@ -115,7 +116,8 @@ class Trainer:
         return {"step": self.step, "train_seconds": self.train_seconds, "restart_step": self.restart_step,
                 "history": self.history, "settings": asdict(self.settings), "config": self.config,
                 "generator_state": self.generator.get_state().tolist(),
-                "sampler_state": self.train_batches.rng.getstate()}
+                "sampler_state": self.train_batches.rng.getstate(),
+                "window_sampler_state": self.train_windows.rng.getstate()}
 
     def restore_progress(self, meta: dict) -> None:
         self.step, self.history = meta["step"], meta["history"]
@@ -124,6 +126,8 @@ class Trainer:
         self.restart_step = meta.get("restart_step", 0)
         self.generator.set_state(torch.tensor(meta["generator_state"], dtype=torch.uint8))
         self.train_batches.rng.setstate(_tuple_state(meta["sampler_state"]))
+        if "window_sampler_state" in meta:
+            self.train_windows.rng.setstate(_tuple_state(meta["window_sampler_state"]))
 
     def resume_from_export(self, model_dir: Path, meta: dict) -> None:
         """Continue from an exported (bf16) model directory and its `progress_state()`. The
@@ -161,7 +165,8 @@ class Trainer:
             deadline = time.monotonic() + s.minutes * 60
         checkpoint = checkpoint or self.save
         log = log or (tqdm.write if progress else lambda line: print(line, flush=True))
-        batches = self.train_batches.batches(s.batch_size)
+        pretraining = s.objective == "next-token"
+        batches = (self.train_windows if pretraining else self.train_batches).batches(s.batch_size)
         bar = tqdm(total=s.steps, initial=self.step, desc="training", unit="step", disable=not progress)
         self.model.train()
         while self.step < s.steps and (deadline is None or time.monotonic() < deadline):
@@ -169,7 +174,11 @@ class Trainer:
             batch = next(batches)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(self.step, s, self.train_seconds, self.restart_step)
-            ar, diffusion = self._losses(batch, self.generator)
+            if pretraining:
+                ar = next_token_loss(self.model, batch.to(s.device))
+                diffusion = torch.zeros((), device=ar.device)
+            else:
+                ar, diffusion = self._losses(batch, self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             (ar + diffusion).backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -179,8 +188,9 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(ar=f"{ar.item():.3f}", diffusion=f"{diffusion.item():.3f}")
             if self.step % s.eval_every == 0 or self.step == s.steps:
-                self.history.append({"step": self.step, "train_ar": ar.item(), "train_diffusion": diffusion.item(),
-                                     **self.evaluate(), "seconds": self.train_seconds})
+                self.history.append({"step": self.step, "objective": s.objective, "train_ar": ar.item(),
+                                     "train_diffusion": diffusion.item(), **self.evaluate(),
+                                     "seconds": self.train_seconds})
                 log(json.dumps(self.history[-1]))
             self.train_seconds += time.monotonic() - started
             if self.step % s.checkpoint_every == 0:
@@ -249,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
     settings = TrainSettings(preset=args.preset, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
                              prompt_len=args.prompt_len, lr=args.lr, device=args.device,
                              max_train_tokens=args.max_train_tokens, schedule_minutes=args.schedule_minutes,
-                             ar_context=args.ar_context, denoise_replaced_only=args.denoise_replaced_only)
+                             ar_context=args.ar_context, denoise_replaced_only=args.denoise_replaced_only,
+                             objective=args.objective)
     random.seed(settings.seed)
     trainer = Trainer(args.corpus, args.tokenizer, args.out, settings)
     if args.rewarm and trainer.step:

@@ -1,4 +1,5 @@
-"""The two training objectives the architecture uses, on one batch, sharing one encoder pass.
+"""The two training objectives the architecture uses, on one batch, sharing one encoder pass
+(and `next_token_loss`, plain pretraining of the shared weights on contiguous windows).
 
 - Next-token loss for the causal encoder over `prompt + target`: the same weights can then
   decode autoregressively (the middle follows the SPM prompt directly).
@@ -57,3 +58,14 @@ def losses(model: DiffusionGemma, batch: Batch, generator: torch.Generator, self
     per_token = F.cross_entropy(canvas_logits.transpose(1, 2), target, reduction="none")
     diffusion = (per_token * token_weights).sum() / token_weights.sum().clamp_min(1e-6)
     return ar, diffusion
+
+
+def next_token_loss(model: DiffusionGemma, windows: torch.Tensor) -> torch.Tensor:
+    """Next-token loss over every position of contiguous windows [B, L]: the cheapest signal
+    per token for the weights the encoder and the decoder share (no canvas, no FIM markers)."""
+    b, length = windows.shape
+    cache = model.new_cache(batch_size=b, capacity=length)
+    logits = model.logits(model.encode(windows[:, :-1], cache))
+    targets = windows[:, 1:]
+    weights = (targets != PAD).float()
+    return (F.cross_entropy(logits.transpose(1, 2), targets, reduction="none") * weights).sum() / weights.sum()

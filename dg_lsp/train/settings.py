@@ -21,6 +21,9 @@ class TrainSettings:
     # vocabulary projection is the costliest part of a step on a CPU.
     ar_context: int = 64
     denoise_replaced_only: bool = False  # the denoising loss on re-noised positions only (objectives.py)
+    # "fim": both objectives on FIM examples; "next-token": plain next-token pretraining on
+    # contiguous windows of `prompt_len` tokens (a first stage: the weights are shared).
+    objective: str = "fim"
     lr: float = 2e-3
     warmup: int = 200
     weight_decay: float = 0.01
@@ -45,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt-len", type=int, default=defaults.prompt_len)
     parser.add_argument("--ar-context", type=int, default=defaults.ar_context,
                         help="prompt tokens (the last ones) the next-token loss covers besides the target")
+    parser.add_argument("--objective", choices=["fim", "next-token"], default=defaults.objective,
+                        help="fim: next-token and denoising losses on FIM examples; next-token: plain "
+                             "pretraining on contiguous windows (a first stage; resume with fim after it)")
     parser.add_argument("--denoise-replaced-only", action="store_true",
                         help="count the denoising loss on re-noised positions only")
     parser.add_argument("--rewarm", action="store_true",

@@ -61,7 +61,7 @@ def test_configuration_mirrors_the_server_schema():
     declared = PACKAGE["contributes"]["configuration"]["properties"]
     server = {key: spec for key, spec in declared.items() if not key.startswith("dgLsp.client.")}
     assert list(server) == list(schema())  # same names, same order as settings.py
-    json_type = {str: "string", int: "integer", list: "array"}
+    json_type = {str: "string", int: "integer", float: "number", list: "array"}
     for key, spec in schema().items():
         assert server[key]["default"] == spec["default"], key
         assert server[key]["type"] == json_type[type(spec["default"])], key

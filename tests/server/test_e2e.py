@@ -574,3 +574,19 @@ async def test_the_server_exits_at_once_while_a_long_completion_runs(constant_mo
     assert time.perf_counter() - started < 1.0
     pending.cancel()
     await client.stop()
+
+
+async def test_status_reports_the_prompt_cache_at_work(lsp):
+    """`dg/status` says how many prompt tokens were encoded and how many prompts are cached: a
+    keystroke at the cursor of a cached prompt re-encodes from the cursor on, not the prompt
+    (this test model's FIM order is PSM, so the suffix after the cursor is encoded again)."""
+    text = "def area(width, height):\n    return \n\n\nprint(area(2, 3))\n"
+    uri = "file:///work/status_cache.py"
+    open_doc(lsp, uri, text, "python")
+    await inline(lsp, uri, 1, 11)
+    first = plain(await status(lsp))
+    assert first["encodedTokens"] > 0 and first["cachedPrompts"] >= 1
+    change(lsp, uri, 2, (1, 11), (1, 11), "w")
+    await inline(lsp, uri, 1, 12)
+    second = plain(await status(lsp))
+    assert 0 < second["encodedTokens"] - first["encodedTokens"] < first["encodedTokens"]

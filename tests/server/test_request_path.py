@@ -120,3 +120,28 @@ def test_a_new_model_clears_the_completion_cache(spm_dir, dense_dir):
     assert second.identity != first.identity
     session.host.engine = second
     assert session.complete("file:///a.py").source == "model"  # never the old model's answer
+
+
+def test_only_confident_tokens_are_shown(spm_dir):
+    from dataclasses import replace
+
+    from dg_lsp.server.confidence import confident_prefix
+
+    assert confident_prefix([5, 6, 7, 8], [0.9, 0.8, 0.2, 0.95], 0.5) == [5, 6]
+    assert confident_prefix([5, 6], [0.9, 0.8], 0.5) == [5, 6] and confident_prefix([5], [0.1], 0.5) == []
+    engine = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    session = Session(engine)
+    session.open("file:///a.py", TEXT_A.replace("def main():\n    \n", "value = \n"))
+    doc = session.documents.get("file:///a.py")
+    at = types.Position(*doc.position_at(len(doc.text) - 1))
+
+    def complete(invoked, threshold):
+        settings = replace(session.settings, minConfidence=threshold, candidates=2)
+        return asyncio.run(session.service.complete("file:///a.py", at, invoked, settings))
+
+    everything = complete(False, 0.0)
+    assert everything.source == "model" and everything.texts  # the random model's guess, shown ungated
+    # A random model is never sure of a token: at a threshold of ~1 nothing is shown ...
+    assert complete(False, 0.999999).texts == []
+    # ... except when the user asks (invoked): the whole candidates come after the (empty) confident ones.
+    assert complete(True, 0.999999).texts

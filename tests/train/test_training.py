@@ -142,3 +142,21 @@ def test_rewarm_restarts_the_warmup_at_the_resumed_step():
     assert lr_at(500, s) > 4e-4  # mid-cosine
     assert lr_at(500, s, restart_step=500) == pytest.approx(lr_at(500, s) / 10)
     assert lr_at(510, s, restart_step=500) == pytest.approx(lr_at(510, s))
+
+
+def test_next_token_pretraining_then_fim_resumes_in_the_same_run(corpus, tmp_path):
+    """Stage 1, plain next-token loss on contiguous windows, lowers the held-out next-token loss;
+    stage 2 resumes the same run folder with the FIM objectives (both losses trained again)."""
+    out = tmp_path / "run"
+    first = Trainer(corpus, corpus / "tokenizer.json", out, settings(objective="next-token", steps=40))
+    before = first.evaluate()["heldout_ar"]
+    first.train(progress=False)
+    stage1 = first.history[-1]
+    assert stage1["objective"] == "next-token" and stage1["train_diffusion"] == 0.0
+    assert stage1["heldout_ar"] < before - 0.5
+    second = Trainer(corpus, corpus / "tokenizer.json", out, settings(objective="fim", steps=60))
+    assert second.step == 40  # resumed
+    second.train(progress=False)
+    stage2 = second.history[-1]
+    assert stage2["objective"] == "fim" and stage2["train_diffusion"] > 0
+    assert stage2["heldout_diffusion"] < second.history[3]["heldout_diffusion"] + 1.0  # trained, not wrecked

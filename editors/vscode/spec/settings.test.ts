@@ -4,7 +4,7 @@ import { SERVER_KEYS, defaultsReader, documentSelector, serverCommand, serverSet
 
 test('the server gets every dgLsp.* key but the client-only ones', () => {
   assert.deepEqual(SERVER_KEYS, ['modelPath', 'device', 'quantization', 'maxCanvas', 'steps', 'invokedSteps',
-    'candidates', 'contextTokens', 'enabledLanguages', 'seed']);
+    'candidates', 'contextTokens', 'enabledLanguages', 'seed', 'minConfidence']);
   const settings = serverSettings(defaultsReader({ steps: 4 }));
   assert.equal(settings.steps, 4);
   assert.equal(settings.device, 'auto');

@@ -25,6 +25,7 @@ M.server_settings = {
     'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'rust', 'go', 'lua', 'plaintext',
   },
   seed = 0,
+  minConfidence = 0.99,
 }
 
 M.defaults = {
