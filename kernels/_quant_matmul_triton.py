@@ -2,39 +2,49 @@
 
 Imported by the host wrappers at their first launch, never at package import: whether
 @triton.jit interprets or compiles is decided when the kernel is defined, and the tests set
-TRITON_INTERPRET=1 only once collected. Layouts and numerics: see `quant_matmul`.
+TRITON_INTERPRET=1 only once collected. Layouts, numerics and the tile tables: see
+`quant_matmul` and `quant_tiles`.
+
+The kernel computes the transposed product, out^T tile [BLOCK_N, BLOCK_M] = W tile @ x^T
+tile ("swap AB"): the weight is the dot's first operand, which a tensor-core MMA may take
+from registers, so a weight dequantized in registers goes straight into the MMA without a
+round trip through shared memory; and the MMA's row dimension is BLOCK_N (64-256), which
+Hopper's warp-group MMA needs (>= 64), while the few canvas tokens (16-64) are its column
+dimension.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import triton
 import triton.language as tl
 
-from .quant_matmul import MIN_DOT
-
-
-def _autotune_configs():
-    configs = []
-    for block_n in (32, 64, 128):
-        for block_k in (32, 64, 128, 256):
-            for warps, stages in ((4, 3), (4, 4), (8, 3)):
-                configs.append(triton.Config({"BLOCK_N": block_n, "BLOCK_K": block_k}, num_warps=warps, num_stages=stages))
-    return configs
-
-
-def _prune_configs(configs, named_args, **kwargs):
-    """int4 needs BLOCK_K to divide the group size (one scale per K block), fp8 to divide K
-    (GROUP is K for the per-channel formats, so the same rule covers both; int8 never prunes)."""
-    if {**named_args, **kwargs}.get("FORMAT") == 0:  # constexprs passed by keyword arrive in kwargs
-        return configs
-    group = named_args["GROUP"]
-    kept = [c for c in configs if group % c.kwargs["BLOCK_K"] == 0 and c.kwargs["BLOCK_K"] >= MIN_DOT]
-    return kept or configs[:1]
-
+from .quant_tiles import autotune_configs, prune_configs
 
 # -- the kernel --------------------------------------------------------------------------
 
+
 @triton.jit
+def _unpack_int4_bf16(packed):
+    """uint8 [R, C] (column 2j in the low nibble, 2j + 1 in the high one, each stored as q + 8)
+    -> bfloat16 [R, 2C] holding q exactly. 0x4300 | n is the bf16 bit pattern of 128 + n
+    (n < 128: bf16's spacing at 128 is 1), so q = that - 136, in integer and bf16 operations
+    only: no conversion instructions, two values per bf16x2 subtraction."""
+    low = ((packed & 0xF).to(tl.uint16) | 0x4300).to(tl.bfloat16, bitcast=True)
+    high = ((packed >> 4).to(tl.uint16) | 0x4300).to(tl.bfloat16, bitcast=True)
+    return tl.interleave(low - 136.0, high - 136.0)
+
+
+@triton.jit
+def _unpack_int4_int8(packed):
+    """The same as int8 values, for the interpreter (which converts int8 to bf16 wrongly)."""
+    return tl.interleave((packed & 0xF).to(tl.int8) - 8, (packed >> 4).to(tl.int8) - 8)
+
+
+# Row and pair counts vary from call to call; specializing on them (1, a multiple of 16)
+# would compile and tune each tile configuration several times for no gain.
+@triton.jit(do_not_specialize=["M", "P", "FANOUT", "M_BUCKET"])
 def _quant_matmul_kernel(
     # pointers
     x_ptr, w_ptr, w_scale_ptr, x_scale_ptr, out_ptr, pairs_ptr, block_expert_ptr,
@@ -70,49 +80,69 @@ def _quant_matmul_kernel(
         expert = 0
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = offs_n < N
-    w_base = w_ptr + expert * stride_we + offs_n[None, :] * stride_wn  # [1, BLOCK_N]
-    s_base = w_scale_ptr + expert * stride_se + offs_n * stride_sn  # [BLOCK_N]
+    offs_k = tl.arange(0, BLOCK_K)
+    # x^T tile [BLOCK_K, BLOCK_M]: the dot's second operand, K contiguous in memory.
+    x_ptrs = x_ptr + x_row[None, :] * stride_xm + offs_k[:, None] * stride_xk
+    # Weight rows [BLOCK_N, BLOCK_K] (int4: [BLOCK_N, BLOCK_K // 2] packed bytes), K contiguous:
+    # each byte is loaded once, in wide vector loads.
+    if FORMAT == 1:
+        w_ptrs = w_ptr + expert * stride_we + offs_n[:, None] * stride_wn + tl.arange(0, BLOCK_K // 2)[None, :] * stride_wk
+    else:
+        w_ptrs = w_ptr + expert * stride_we + offs_n[:, None] * stride_wn + offs_k[None, :] * stride_wk
+    s_ptrs = w_scale_ptr + expert * stride_se + offs_n * stride_sn  # [BLOCK_N]
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        k_ok = offs_k < K
-        a_ptrs = x_ptr + x_row[:, None] * stride_xm + offs_k[None, :] * stride_xk
-        if FORMAT == 2:
-            # fp8 has no `other`: BLOCK_K divides K (the host ensures it), so only rows and
-            # columns are masked, and their garbage never reaches a stored output.
-            a = tl.load(a_ptrs, mask=row_ok[:, None])
+        if FORMAT == 0:
+            # int8 allows any K: the tail is masked (zeros add nothing).
+            k_ok = (k0 + offs_k) < K
+            xt = tl.load(x_ptrs, mask=row_ok[None, :] & k_ok[:, None], other=0.0)
+            w = tl.load(w_ptrs, mask=n_ok[:, None] & k_ok[None, :], other=0)
         else:
-            a = tl.load(a_ptrs, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            # int4 / fp8: BLOCK_K divides the group (int4) or K (fp8), so there is no K tail;
+            # masked rows and columns hold garbage that never reaches a stored output.
+            xt = tl.load(x_ptrs, mask=row_ok[None, :])
+            w = tl.load(w_ptrs, mask=n_ok[:, None])
         if FORMAT == 1:
-            # two weights per byte: column 2j low nibble, 2j + 1 high nibble, stored + 8
-            packed = tl.load(w_base + (offs_k // 2)[:, None] * stride_wk, mask=n_ok[None, :] & k_ok[:, None], other=0)
-            nibble = (packed.to(tl.int32) >> ((offs_k % 2) * 4)[:, None]) & 0xF
-            group_scale = tl.load(s_base + (k0 // GROUP) * stride_sg, mask=n_ok, other=0.0)
-            b = (nibble - 8).to(tl.float32) * group_scale[None, :]
+            if DOT_FP32:
+                w = _unpack_int4_int8(w)
+            else:
+                w = _unpack_int4_bf16(w)
+        if DOT_FP32:  # the interpreter: no bf16 / fp8 dots there
+            part = tl.dot(w.to(tl.float32), xt.to(tl.float32), input_precision="ieee")
         elif FORMAT == 2:
-            b = tl.load(w_base + offs_k[:, None] * stride_wk, mask=n_ok[None, :])
+            # e4m3 x e4m3 on tensor cores; Hopper's fp8 MMA adds with fewer bits than float32,
+            # so its partial sums are promoted to a float32 accumulator every K block.
+            part = tl.dot(w, xt, max_num_imprecise_acc=BLOCK_K)
         else:
-            b = tl.load(w_base + offs_k[:, None] * stride_wk, mask=n_ok[None, :] & k_ok[:, None], other=0)
-        if DOT_FP32:
-            acc += tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")  # no TF32 on the GPU
-        elif FORMAT == 2:
-            acc += tl.dot(a, b)  # e4m3 x e4m3 -> fp32 on tensor cores
+            part = tl.dot(w.to(xt.dtype), xt)
+        if FORMAT == 1:
+            # One scale per (column, group) and BLOCK_K divides the group: scale after the dot.
+            group_scale = tl.load(s_ptrs + (k0 // GROUP) * stride_sg, mask=n_ok, other=0.0)
+            acc += part * group_scale[:, None]
         else:
-            acc += tl.dot(a, b.to(a.dtype))
+            acc += part
+        x_ptrs += BLOCK_K * stride_xk
+        w_ptrs += (BLOCK_K // 2 if FORMAT == 1 else BLOCK_K) * stride_wk
 
     if FORMAT != 1:
-        acc = acc * tl.load(s_base, mask=n_ok, other=0.0)[None, :]
+        acc = acc * tl.load(s_ptrs, mask=n_ok, other=0.0)[:, None]
     if FORMAT == 2:
-        acc = acc * tl.load(x_scale_ptr + x_row, mask=row_ok, other=0.0)[:, None]
-    out_ptrs = out_ptr + out_row[:, None] * stride_om + offs_n[None, :] * stride_on
-    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & n_ok[None, :])
+        acc = acc * tl.load(x_scale_ptr + x_row, mask=row_ok, other=0.0)[None, :]
+    out_ptrs = out_ptr + out_row[None, :] * stride_om + offs_n[:, None] * stride_on
+    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=row_ok[None, :] & n_ok[:, None])
 
+
+# Tuning results go to Triton's disk cache where this Triton supports it (3.2+), so a server
+# restart does not time every configuration again.
+_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
 _autotuned_kernel = triton.autotune(
-    configs=_autotune_configs(),
-    key=["M_BUCKET", "N", "K", "FORMAT", "GROUPED"],
-    prune_configs_by={"early_config_prune": _prune_configs},
+    configs=autotune_configs(),
+    # BLOCK_M is the caller's choice and changes the shared memory a configuration needs.
+    key=["M_BUCKET", "N", "K", "GROUP", "FORMAT", "GROUPED", "DOT_FP32", "BLOCK_M"],
+    prune_configs_by={"early_config_prune": prune_configs},
+    **_CACHE,
 )(_quant_matmul_kernel)
 
 
@@ -122,8 +152,8 @@ def launch(programs_m: int, n: int, args: tuple, meta: dict, tiles: dict, dot_fp
     _quant_matmul_kernel[grid](*args, DOT_FP32=dot_fp32, **meta, **tiles)
 
 
-def launch_autotuned(programs_m: int, n: int, args: tuple, meta: dict) -> None:
-    """Tiles along N and K tuned per (M bucket, N, K, format, grouped) on first use; BLOCK_M is
-    the caller's (for grouped matmuls it is the routing alignment's block)."""
+def launch_autotuned(programs_m: int, n: int, args: tuple, meta: dict, dot_fp32: bool) -> None:
+    """Tiles along N and K tuned per (M bucket, N, K, group, format, grouped, BLOCK_M) on first
+    use; BLOCK_M is the caller's (for grouped matmuls it is the routing alignment's block)."""
     grid = lambda cfg: (programs_m, triton.cdiv(n, cfg["BLOCK_N"]))  # noqa: E731
-    _autotuned_kernel[grid](*args, DOT_FP32=False, **meta)
+    _autotuned_kernel[grid](*args, DOT_FP32=dot_fp32, **meta)

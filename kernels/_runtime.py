@@ -53,6 +53,14 @@ def use_triton(*tensors: torch.Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
+def device_capability(device: torch.device) -> tuple[int, int]:
+    """(major, minor) compute capability of a CUDA device; (0, 0) elsewhere. The one place the
+    host wrappers ask, so the CI compile check can say which GPU they are choosing for."""
+    if device.type != "cuda":
+        return (0, 0)
+    return torch.cuda.get_device_capability(device)
+
+
 # -- retiring a kernel that fails ---------------------------------------------------------
 
 _broken: set[str] = set()

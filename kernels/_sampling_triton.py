@@ -75,23 +75,25 @@ def _sample_partials_kernel(
     m = tl.full((BLOCK,), _NEG_BIG, tl.float32)
     z = tl.zeros((BLOCK,), tl.float32)
     s = tl.zeros((BLOCK,), tl.float32)
-    arg_index = tl.zeros((BLOCK,), tl.int64)
+    # Column indices in int32 (a vocabulary is far below 2**31): with int64 lanes the 2048-wide
+    # tile needed every one of the 255 registers and spilled.
+    arg_index = tl.zeros((BLOCK,), tl.int32)
     gumbel_best = tl.full((BLOCK,), float("-inf"), tl.float32)
-    gumbel_index = tl.zeros((BLOCK,), tl.int64)
+    gumbel_index = tl.zeros((BLOCK,), tl.int32)
     for col0 in range(start, end, BLOCK):
         cols = col0 + lanes
         ok = cols < end
         logit = tl.load(logits_ptr + row * stride_row + cols, mask=ok, other=float("-inf")).to(tl.float32)
         logit = logit / temperature
         # Strictly greater: within a lane the earliest column wins a tie, as in torch.argmax.
-        arg_index = tl.where(logit > m, cols.to(tl.int64), arg_index)
+        arg_index = tl.where(logit > m, cols, arg_index)
         m, z, s = _lane_update(m, z, s, logit)
         if HAS_NOISE:
             u = tl.load(noise_ptr + row * stride_noise_row + cols, mask=ok, other=0.5)
         else:
             u = tl.rand(seed, row * V + cols)  # counter-based: the same (seed, row, col) gives the same draw
         perturbed = tl.where(ok, logit - tl.log(-tl.log(u)), float("-inf"))  # Gumbel-max trick
-        gumbel_index = tl.where(perturbed > gumbel_best, cols.to(tl.int64), gumbel_index)
+        gumbel_index = tl.where(perturbed > gumbel_best, cols, gumbel_index)
         gumbel_best = tl.maximum(gumbel_best, perturbed)
 
     row_max, row_z, row_s = _lanes_combine(m, z, s)

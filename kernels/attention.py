@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import _runtime
 from ._runtime import KernelInputError, call_with_fallback, interpreting, use_triton
 
 
@@ -54,13 +55,15 @@ class AttentionConfig:
     num_stages: int
 
 
-def default_config(head_dim: int) -> AttentionConfig:
+def default_config(head_dim: int, capability: tuple[int, int] = (9, 0)) -> AttentionConfig:
     """Tiles that keep a [block_m, D] float32 accumulator in registers (untuned guesses:
-    benchmarks/kernels.py sweeps alternatives on the GPU)."""
+    benchmarks/kernels.py sweeps alternatives on the GPU). Before Hopper the MMA operands sit
+    in registers too: with 64 keys per tile at D = 256 they spill there, 32 keys do not
+    (tests/kernels/_compile_for_gpu.py)."""
     if head_dim <= 128:
         return AttentionConfig(64, 64, 4, 3)
     if head_dim <= 256:
-        return AttentionConfig(64, 64, 8, 2)
+        return AttentionConfig(64, 64, 8, 2) if capability >= (9, 0) else AttentionConfig(64, 32, 8, 2)
     return AttentionConfig(32, 32, 8, 2)
 
 
@@ -77,7 +80,7 @@ def canvas_attention_triton(
     if cached_v.shape != cached_k.shape or bc not in (1, b) or cached_k.shape[-1] != d:
         raise KernelInputError(f"cached keys/values {tuple(cached_k.shape)} / {tuple(cached_v.shape)} do not match q")
     q, cached_k, cached_v, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, cached_k, cached_v, k, v))
-    config = config or default_config(d)
+    config = config or default_config(d, _runtime.device_capability(q.device))
     group = h // hkv
     out = torch.empty(b, c, h, d, dtype=q.dtype, device=q.device).transpose(1, 2)  # [B, H, C, D] view
 

@@ -13,19 +13,22 @@ each dispatching (like the other kernel modules) to a `_triton` host wrapper whe
   size, so it is CUDA-graph safe (no host sync).
 
 Numerics. int8 / int4: weights are dequantized in registers to the activation dtype (bf16 on a
-GPU), the dot accumulates in float32; the int8 per-channel scale is applied once at the end,
-int4 group scales per K block (BLOCK_K divides the group size). fp8: activations are quantized
-per token to e4m3 on the host side (two torch ops), the dot is fp8 x fp8 -> fp32 on tensor
-cores, and both scales are applied at the end. Under the Triton interpreter (TRITON_INTERPRET=1,
-the CPU tests) the operands are cast to float32 before `tl.dot`: the interpreter gets bf16 and
-fp8 dots wrong or does not support them.
+GPU; int4 through its bit pattern, exactly), the dot accumulates in float32; the int8
+per-channel scale is applied once at the end, the int4 group scale to each K block's dot
+(BLOCK_K divides the group size). fp8: activations are quantized per token to e4m3 on the host
+side (two torch ops), the dot is fp8 x fp8 -> fp32 on tensor cores with its partial sums
+promoted to float32 every K block, and both scales are applied at the end. Under the Triton
+interpreter (TRITON_INTERPRET=1, the CPU tests) the operands are cast to float32 before
+`tl.dot`: the interpreter gets bf16 and fp8 dots wrong or does not support them.
 
-Tile sizes are chosen by M bucket (canvas-sized 16..256 rows vs prompt-sized); on a GPU the
-block shape along N and K is autotuned per (bucket, N, K, format) unless DG_LSP_AUTOTUNE=0.
-Nothing is compiled or even decorated at import: the Triton half (`_quant_matmul_triton`) is
-imported at the first launch. Without triton the host wrappers raise; the dispatchers then
-never call them (see `kernels_usable`), and a kernel that fails on the GPU is replaced by its
-reference (`call_with_fallback`), per format.
+Tiles (`quant_tiles`): BLOCK_M by row count (16 / 64 / 128: a token, a canvas, a prompt
+chunk), BLOCK_N, BLOCK_K, warps and stages autotuned on a GPU per (row bucket, N, K, group,
+format, grouped, BLOCK_M) among six candidates, unless DG_LSP_AUTOTUNE=0 (the first candidate,
+untuned). int4 needs the group size, fp8 K, to be a multiple of 16 (fp8: 32); other shapes use
+the reference. Nothing is compiled or even decorated at import: the Triton half
+(`_quant_matmul_triton`) is imported at the first launch. Without triton the host wrappers
+raise; the dispatchers then never call them (see `kernels_usable`), and a kernel that fails on
+the GPU is replaced by its reference (`call_with_fallback`), per format.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ import os
 
 import torch
 
+from . import _runtime
 from ._runtime import KernelInputError, call_with_fallback, interpreting, triton_available, use_triton
 from .quant_format import dequantize_weight, quantize_activations_fp8
-
-_FORMAT_ID = {"int8": 0, "int4": 1, "fp8": 2}
-MIN_DOT = 16  # tl.dot on a GPU needs every block dimension >= 16
+from .quant_tiles import FORMAT_IDS as _FORMAT_ID
+from .quant_tiles import MIN_DOT, PROMPT_BLOCK_M, default_tile, device_shared_limit, min_block_k
 
 
 def kernels_usable(x: torch.Tensor, fmt: str, group: int | None = None) -> bool:
@@ -47,10 +50,10 @@ def kernels_usable(x: torch.Tensor, fmt: str, group: int | None = None) -> bool:
     CPU always takes the reference; the tests call the kernels through the interpreter)."""
     if not use_triton(x):
         return False
-    if fmt in ("int4", "fp8") and (group or 0) % MIN_DOT:
-        return False  # a K block must divide the group (int4) or K (fp8), and tl.dot needs K blocks >= 16
+    if fmt in ("int4", "fp8") and (group or 0) % min_block_k(fmt):
+        return False  # a K block must divide the group (int4) or K (fp8); dots need K blocks >= 16 (fp8: 32)
     # fp8 tensor-core dots need Ada/Hopper (sm_89+); elsewhere fp8 weights use the reference.
-    return fmt != "fp8" or torch.cuda.get_device_capability(x.device) >= (8, 9)
+    return fmt != "fp8" or _runtime.device_capability(x.device) >= (8, 9)
 
 
 # -- dispatch ------------------------------------------------------------------------------
@@ -144,29 +147,28 @@ def align_pairs(pair_expert: torch.Tensor, num_experts: int, block_m: int) -> tu
 
 
 def m_bucket(m: int) -> int:
-    """Rows rounded up to a power of two, from 16; everything above 256 is one 'prompt' bucket."""
+    """Rows rounded up to a power of two, from 16; everything above 256 is one 'prompt' bucket
+    (the autotuning key: sizes in one bucket share their tuned tiles)."""
     return 512 if m > 256 else max(MIN_DOT, 1 << (m - 1).bit_length())
 
 
-def block_m_for(m: int) -> int:
-    return min(m_bucket(m), 64) if m <= 256 else 128
+def block_m_for(rows: int) -> int:
+    """Rows per program: 16 for a token or a small canvas, 64 for canvases up to 256 rows
+    (weight-bound either way: the weight tile is read once per program whatever BLOCK_M is),
+    128 for prompt chunks. Three values keep the compiled variants few."""
+    return MIN_DOT if rows <= MIN_DOT else (64 if rows <= 256 else PROMPT_BLOCK_M)
 
 
-def _largest_pow2_divisor(n: int, cap: int) -> int:
-    b = 1
-    while b * 2 <= cap and n % (b * 2) == 0:
-        b *= 2
-    return b
+def grouped_block_m(pairs: int, experts: int) -> int:
+    """Rows per program of a grouped matmul: each expert's run is padded to a whole block, so
+    16 while experts see at most 16 pairs (a canvas over 128 experts), else 64."""
+    return MIN_DOT if pairs // max(1, experts) <= MIN_DOT else 64
 
 
-def default_tiles(m: int, fmt: str, group: int) -> dict[str, int]:
-    """The interpreter's (and DG_LSP_AUTOTUNE=0's) tile choice: narrow N tiles for canvas-sized
-    inputs (weight-bound: spread the weight over many programs), square tiles for prompts."""
-    block_n = 64 if m <= 256 else 128
-    block_k = 128 if fmt == "fp8" else 64
-    if fmt in ("int4", "fp8"):  # int4: one scale per K block; fp8: no K tail (see the kernel)
-        block_k = _largest_pow2_divisor(group, block_k)
-    return {"BLOCK_N": block_n, "BLOCK_K": block_k, "num_warps": 4, "num_stages": 3 if m <= 256 else 4}
+def autotuning(x: torch.Tensor) -> bool:
+    """Whether launches on x's device are autotuned (CUDA, unless DG_LSP_AUTOTUNE=0: a first
+    run on a new machine then starts at once, on the default tiles)."""
+    return x.device.type == "cuda" and os.environ.get("DG_LSP_AUTOTUNE", "1") != "0"
 
 
 def _check(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str, experts: bool) -> tuple[int, int, int]:
@@ -184,12 +186,17 @@ def _check(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, fmt: str
     if stored_k != k:
         raise KernelInputError(f"x has {k} columns but the {fmt} weight holds {stored_k}")
     group = k // scale.shape[-1] if fmt == "int4" else k
+    if fmt in ("int4", "fp8") and group % min_block_k(fmt):
+        # A K block must divide the group (int4) or K (fp8): the kernel has no K tail for them.
+        raise KernelInputError(f"{fmt} needs {'the group size' if fmt == 'int4' else 'K'} ({group}) to be a multiple "
+                               f"of {min_block_k(fmt)}: use the reference")
     return n, k, group
 
 
 def _launch(x, qweight, scale, fmt, out, pairs, block_expert, m, p, fanout, block_m, group, grouped):
     n, k = qweight.shape[-2], x.shape[1]
-    x_scale = None
+    # float32 operands dot in float32 ("ieee", not TF32); fp8 dots in fp8 whatever x was.
+    dot_fp32 = interpreting() or (fmt != "fp8" and x.dtype == torch.float32)
     if fmt == "fp8":
         x, x_scale = quantize_activations_fp8(x)
     else:
@@ -212,10 +219,11 @@ def _launch(x, qweight, scale, fmt, out, pairs, block_expert, m, p, fanout, bloc
     programs_m = (pairs.numel() // block_m) if grouped else -(-m // block_m)
     from . import _quant_matmul_triton as impl  # imported at first launch: TRITON_INTERPRET is read then
 
-    if x.device.type == "cuda" and os.environ.get("DG_LSP_AUTOTUNE", "1") != "0":
-        impl.launch_autotuned(programs_m, n, args, meta)
+    if autotuning(x):
+        impl.launch_autotuned(programs_m, n, args, meta, dot_fp32)
     else:
-        impl.launch(programs_m, n, args, meta, default_tiles(rows, fmt, group), dot_fp32=interpreting())
+        tiles = default_tile(fmt, group, block_m, device_shared_limit(x.device))
+        impl.launch(programs_m, n, args, meta, tiles, dot_fp32)
     return out
 
 
@@ -239,8 +247,7 @@ def grouped_quant_matmul_triton(
     out = torch.empty(pairs, n, dtype=x.dtype, device=x.device)
     if pairs == 0:
         return out
-    # About P / E rows per expert: a block no larger than that wastes little on padding.
-    block_m = max(MIN_DOT, min(64, 1 << max(0, (pairs // qweight.shape[0] - 1)).bit_length()))
+    block_m = grouped_block_m(pairs, qweight.shape[0])
     sorted_pairs, block_expert = align_pairs(pair_expert, qweight.shape[0], block_m)
     return _launch(x, qweight, scale, fmt, out, sorted_pairs, block_expert, x.shape[0], pairs, fanout,
                    block_m, group, grouped=True)

@@ -114,3 +114,25 @@ def test_fp8_tensor_core_kernel_on_hopper():
     x = _rand(256, 2816, seed=15).to(torch.bfloat16)
     got, want = quant_matmul_triton(x, q, s, "fp8").float(), quant_matmul_reference(x, q, s, "fp8").float()
     assert (got - want).abs().max() <= 1e-2 * want.abs().max()
+
+
+@needs_triton
+@pytest.mark.parametrize("fmt", ["int8", "int4", "fp8"])
+def test_kernel_accumulates_a_long_k_exactly(fmt):
+    """K = 8192 (the full layers' o_proj): 64 K blocks summed in float32. On Hopper the fp8
+    MMA adds with fewer bits than float32, unless its partial sums are promoted every K block
+    (`max_num_imprecise_acc`; the compile check asserts the promotion is in the code)."""
+    q, s = quantize_weight(_rand(32, 8192, seed=16), fmt, group_size=128)
+    x = _rand(16, 8192, seed=17).to(DTYPE)
+    assert_matches_float64_reference(quant_matmul_triton(x, q, s, fmt), x, quant_matmul_reference, q, s, fmt)
+
+
+@needs_triton
+@pytest.mark.parametrize(("k", "group"), [(256, 128), (48, 16), (160, 32)])
+def test_int4_kernel_for_each_group_size(k, group):
+    """Groups of 128 take the default 128-deep K blocks, 16 and 32 the fallback tiles
+    (BLOCK_K = the largest power of two dividing the group): one scale per K block either way."""
+    q, s = quantize_weight(_rand(40, k, seed=k), "int4", group_size=group)
+    assert s.shape[-1] == k // group
+    x = _rand(19, k, seed=k + 1).to(DTYPE)
+    assert_matches_float64_reference(quant_matmul_triton(x, q, s, "int4"), x, quant_matmul_reference, q, s, "int4")
