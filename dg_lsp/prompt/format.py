@@ -17,6 +17,7 @@ No token id is written here: every id comes from the tokenizer or the config.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +111,14 @@ def _chat_template(directory: Path, tokenizer_config: dict[str, Any]) -> str | N
 
 
 def render_chat(template: str, user_text: str, bos_token: str) -> str:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     messages = [{"role": "user", "content": user_text}]
     try:
-        return env.from_string(template).render(messages=messages, add_generation_prompt=True, bos_token=bos_token)
+        return _compiled(template).render(messages=messages, add_generation_prompt=True, bos_token=bos_token)
     except SecurityError as err:  # the template came with the model directory: data, never trusted code
         raise ModelLoadError(f"the model's chat template was refused by the sandbox: {err}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(template: str):
+    """A template is compiled once, not on every request that renders it."""
+    return ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(template)

@@ -58,10 +58,6 @@ class SegmentTokenizer:
                 memo.popitem(last=False)
         return encoded
 
-    def count(self, text: str) -> int:
-        """Tokens in a prefix (the planner asks; the builder then finds it in the memo)."""
-        return len(self.encode(text, stable=False))
-
     def clear(self) -> None:
         with self._lock:
             for memo in self._memos.values():

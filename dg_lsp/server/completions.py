@@ -95,8 +95,8 @@ class CompletionService:
     def _shown_texts(doc, plan, engine, generation, threshold: float, invoked: bool) -> list[str]:
         """Each candidate cut before its first unconfident token, then post-processed; an invoked
         request also offers the whole candidates after those."""
-        rows = zip(generation.rows, generation.confidences or [[1.0] * len(r) for r in generation.rows])
-        raw = [engine.prompts.decode(confident_prefix(row, conf, threshold)) for row, conf in rows]
+        raw = [engine.prompts.decode(confident_prefix(row, conf, threshold))
+               for row, conf in zip(generation.rows, generation.confidences)]
         if invoked and threshold > 0:
             raw += [engine.prompts.decode(row) for row in generation.rows]
         return _distinct(t for t in (clean_completion(doc, plan, text) for text in raw) if t)
