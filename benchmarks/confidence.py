@@ -61,6 +61,40 @@ def score(shown: list[str], expected: str) -> tuple[bool, bool, int]:
     return True, right, len(text) if right else 0
 
 
+def siblings(docs: list[dict], hole, count: int) -> list[dict]:
+    """Up to `count` other files of the hole's package (as an editor has the project open)."""
+    if count <= 0:
+        return []
+    package = next((d.get("package") for d in docs if d["path"] == hole.path), None)
+    return [d for d in docs if d.get("package") == package and d["path"] != hole.path][:count]
+
+
+def open_other(documents: DocumentStore, doc: dict, index: int) -> str:
+    uri = f"file:///heldout/{index}/other/{Path(doc['path']).name}"
+    documents.open(types.TextDocumentItem(uri=uri, language_id=LANGUAGE_IDS[doc["language"]], version=1,
+                                          text=doc["text"][:50_000]))
+    return uri
+
+
+def sweep_of(outcomes: dict[float, list], n: int) -> list[dict]:
+    sweep = []
+    for threshold in THRESHOLDS:
+        rows = outcomes[threshold]
+        answered = sum(a for a, _, _ in rows)
+        right = sum(r for _, r, _ in rows)
+        sweep.append({"threshold": threshold, "answered_share": answered / n,
+                      "right_share_of_shown": right / answered if answered else None,
+                      "right_share_of_requests": right / n, "right_chars_per_request": sum(c for _, _, c in rows) / n})
+    return sweep
+
+
+def calibrate(sweep: list[dict], target: float, min_answered: float) -> float | None:
+    """The smallest threshold whose shown completions are right >= target with >= min_answered answered."""
+    meets = [s for s in sweep if s["right_share_of_shown"] is not None and s["right_share_of_shown"] >= target
+             and s["answered_share"] >= min_answered]
+    return meets[0]["threshold"] if meets else None
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
@@ -68,6 +102,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--holes", type=int, default=150)
     p.add_argument("--steps", type=int, default=Settings().steps)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--drafts", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run each request seeded with its prompt-lookup draft from the open documents")
+    p.add_argument("--other-documents", type=int, default=0,
+                   help="held-out files (not the hole's) kept open beside it, as an editor has")
     p.add_argument("--target", type=float, default=0.6)
     p.add_argument("--min-answered", type=float, default=0.25)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -87,53 +125,78 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     docs = [d for d in heldout.read_documents(args.heldout) if d.get("language") in LANGUAGE_IDS]
     holes = heldout.cut_holes(docs, seed=args.seed)[: args.holes]
 
-    outcomes = {t: [] for t in THRESHOLDS}
-    times = []
+    variants = ("model", "model+draft") if args.drafts else ("model",)
+    outcomes = {v: {t: [] for t in THRESHOLDS} for v in variants}
+    times, draft_times, draft_found, draft_right = [], [], [], []
     for index, hole in enumerate(tqdm(holes, desc="holes", unit="hole", file=sys.stderr)):
         uri = f"file:///heldout/{index}/{Path(hole.path).name}"
         text = hole.prefix + hole.suffix
         doc = documents.open(types.TextDocumentItem(uri=uri, language_id=LANGUAGE_IDS[hole.language], version=1,
                                                     text=text))
         offset = len(hole.prefix)
+        others = [open_other(documents, d, index) for d in siblings(docs, hole, args.other_documents)]
         t0 = time.perf_counter()
         plan = service.plan(doc, offset, settings)
         prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
         generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
                                      seed=settings.seed)
         times.append((time.perf_counter() - t0) * 1e3)
-        for threshold in THRESHOLDS:
-            shown = service._shown_texts(doc, plan, engine, generation, threshold, invoked=False)
-            outcomes[threshold].append(score(shown, hole.hole))
-        documents.close(uri)
+        generations = {"model": generation}
+        trusted = None
+        if args.drafts:  # the same request seeded with the prompt-lookup draft, when there is one
+            t0 = time.perf_counter()
+            draft = service.draft(doc, offset, plan, engine)
+            draft_found.append(draft is not None)
+            if draft is not None:
+                draft_right.append(score([draft.text], hole.hole)[1])
+                draft_ids = engine.prompts.encode(draft.text)
+                generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
+                                             seed=settings.seed, draft=draft_ids)
+                trusted = draft_ids if draft.trusted else None
+            draft_times.append((time.perf_counter() - t0) * 1e3)
+            generations["model+draft"] = generation
+        for variant, generation in generations.items():
+            for threshold in THRESHOLDS:
+                shown = service._shown_texts(doc, plan, engine, generation, threshold, invoked=False,
+                                             trusted_draft=trusted if variant == "model+draft" else None)
+                outcomes[variant][threshold].append(score(shown, hole.hole))
+        for other in [uri, *others]:
+            documents.close(other)
 
     n = len(holes)
-    sweep = []
-    for threshold in THRESHOLDS:
-        rows = outcomes[threshold]
-        answered = sum(a for a, _, _ in rows)
-        right = sum(r for _, r, _ in rows)
-        sweep.append({"threshold": threshold, "answered_share": answered / n,
-                      "right_share_of_shown": right / answered if answered else None,
-                      "right_share_of_requests": right / n, "right_chars_per_request": sum(c for _, _, c in rows) / n})
-    meets = [s for s in sweep if s["right_share_of_shown"] is not None and s["right_share_of_shown"] >= args.target
-             and s["answered_share"] >= args.min_answered]
-    calibrated = meets[0]["threshold"] if meets else None
+    sweeps = {variant: sweep_of(outcomes[variant], n) for variant in variants}
+    calibrated = {variant: calibrate(sweep, args.target, args.min_answered) for variant, sweep in sweeps.items()}
+    drafts = None
+    if args.drafts:
+        drafts = {"found_share": sum(draft_found) / n,
+                  "draft_alone_right_share_of_found": sum(draft_right) / len(draft_right) if draft_right else None,
+                  "ms_per_request_with_draft": latency_stats(draft_times)}
     record = {
         **record_header(BENCHMARK, started, device_description(torch.device("cpu"))),
         "model": str(args.model),
         "settings": {"holes": n, "steps": args.steps, "seed": args.seed, "heldout": str(args.heldout),
+                     "other_documents": args.other_documents,
                      "target_right_share": args.target, "min_answered_share": args.min_answered,
                      "path": "server plan + prompt builder + engine.generate + the server's gate and post-processing"},
-        "results": {"sweep": sweep, "calibrated_threshold": calibrated, "ms_per_completion": latency_stats(times)},
+        "results": {"sweep": sweeps["model"], "calibrated_threshold": calibrated["model"],
+                    "variants": {v: {"sweep": sweeps[v], "calibrated_threshold": calibrated[v]} for v in variants},
+                    "drafts": drafts, "ms_per_completion": latency_stats(times)},
     }
     print(f"{n} held-out line holes, {args.steps} steps; right = a non-empty prefix of the line's true remainder")
-    print(f"{'minConfidence':>13} {'answered':>9} {'right/shown':>12} {'right/requests':>15} {'right chars/req':>16}")
-    for s in sweep:
-        shown = "-" if s["right_share_of_shown"] is None else f"{s['right_share_of_shown']:.1%}"
-        print(f"{s['threshold']:>13.2f} {s['answered_share']:>9.1%} {shown:>12} {s['right_share_of_requests']:>15.1%} "
-              f"{s['right_chars_per_request']:>16.2f}")
-    print(f"calibrated minConfidence (right >= {args.target:.0%} of shown, >= {args.min_answered:.0%} answered): "
-          f"{calibrated if calibrated is not None else 'none: no threshold meets both'}")
+    for variant in variants:
+        print(f"\n{variant}:")
+        print(f"{'minConfidence':>13} {'answered':>9} {'right/shown':>12} {'right/requests':>15} {'right chars/req':>16}")
+        for s in sweeps[variant]:
+            shown = "-" if s["right_share_of_shown"] is None else f"{s['right_share_of_shown']:.1%}"
+            print(f"{s['threshold']:>13.2f} {s['answered_share']:>9.1%} {shown:>12} "
+                  f"{s['right_share_of_requests']:>15.1%} {s['right_chars_per_request']:>16.2f}")
+        found = calibrated[variant]
+        print(f"calibrated minConfidence (right >= {args.target:.0%} of shown, >= {args.min_answered:.0%} answered): "
+              f"{found if found is not None else 'none: no threshold meets both'}")
+    if drafts:
+        alone = drafts["draft_alone_right_share_of_found"]
+        print(f"drafts found for {drafts['found_share']:.1%} of requests; the draft alone is right for "
+              f"{'-' if alone is None else f'{alone:.1%}'} of those")
     publish_record(record, args.out, BENCHMARK, "cpu", started)
     return record
 

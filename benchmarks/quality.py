@@ -1,51 +1,36 @@
-"""Quality benchmark: HumanEval-Infilling pass@1 and held-out exact match, diffusion vs autoregressive.
+"""Quality benchmark, through the server: what an editor user gets, diffusion vs autoregressive.
 
-One model directory (`--model`, default the shipped default model `dg_lsp/models/default`),
-decoded two ways from the same weights and the same prompts:
+Every request goes through the server's own path (`CompletionService.complete`: the span
+planner, the prompt builder, the engine on the model thread, the confidence gate and the
+post-processing), with the buffer as an editor holds it. Two engines answer, over the same
+weights (`--model`, default the shipped default model) and the same prompts:
 
-- diffusion: `Engine.infill`, block diffusion with at most `--steps` denoising steps (default
-  12, the server's automatic-completion setting) and the sampling seed `--seed`;
-- autoregressive: greedy decoding through the model's causal encoder
-  (`dg_lsp.evaluation.autoregressive`), one token per forward pass with a KV cache.
-
-Both stop at the model's stop tokens or after the same token budget: single-line holes
-(HumanEval single-line, held-out lines) a canvas of `--canvas-single` (32) and as many tokens;
-multi-line holes a canvas of `--canvas-multi` (64) and at most `--max-tokens-multi` (128)
-tokens, i.e. up to two canvases.
+- diffusion: the `Engine` (block diffusion; prompt-lookup drafts from the open documents);
+- autoregressive: `AutoregressiveEngine`, greedy decoding through the model's causal encoder
+  behind the same interface (a token's confidence is its softmax probability).
 
 Sets (`--sets`):
 
-- `single-line`, `multi-line`: HumanEval-Infilling from `../shared/data/humaneval-infilling/`,
-  pass@1 (one completion per task, run with its tests in the sandbox, 3 s). By default a
-  seeded sample (`--sample-seed`, 0) of `--limit-single` (200) and `--limit-multi` (100)
-  tasks, kept in file order: the files list each problem's holes together, so their first N
-  would cover only a few problems (`--first` takes the first N anyway); `--full` runs every
-  task, `--limit N` caps every set at N;
-- `heldout`: exact match (and difflib edit similarity) on line holes cut from the held-out
-  corpus (`--heldout`, default `/tmp/dg-corpus/heldout.jsonl`; skipped with a note when
-  absent), one hole per document, `--limit-heldout` (200) of them.
+- `heldout`: line holes cut from the held-out corpus (`--heldout`, default
+  `/tmp/dg-corpus/heldout.jsonl`; packages the model never trained on), one per document: the
+  line's content is removed and the cursor put where it was; an automatic request (the
+  server's `dgLsp.steps`, `--min-confidence`, default the server's `dgLsp.minConfidence`).
+  Reported: the share of requests answered (something shown), the share of shown completions
+  that are right (a non-empty prefix of the line's true rest) and right characters per request
+  (a gate that shows only `return` is right often and helps little);
+- `single-line`, `multi-line`: HumanEval-Infilling (`../shared/data/humaneval-infilling/`),
+  the hole an empty line at the cursor, as a user who opened a line would have it; an invoked
+  request (`--steps`, default the server's `dgLsp.invokedSteps`) whose first offered
+  completion (the whole candidate: the gate is off, `minConfidence` 0) is the answer, run with
+  the task's tests in the sandbox (3 s): pass@1. A seeded sample (`--sample-seed`) of
+  `--limit-single`/`--limit-multi` (300 each) tasks; `--full` runs every task.
 
-Post-processing, the same for both decodings and kept minimal: a single-line HumanEval
-completion is cut after its first line break (the expected middle is exactly one line with
-its line break; one is added when the completion has none); a held-out completion is cut at
-its first line break (the hole is the line's content, the suffix starts with the break; the
-comparison strips blanks); a multi-line completion is used as it is.
-
-Speed, for each decoding: generated tokens (up to the stop token, before post-processing)
-over decode time, summed over the set: tokens/s. Decode time is the time after the prompt
-is encoded: the denoising steps (and any further canvases) for diffusion, the token loop for
-autoregressive decoding. Also the median milliseconds per completion end to end (prompt
-tokenization and encoding included; the engine's prompt cache is cleared before every
-diffusion completion, so both encode the whole prompt every time) and, for diffusion, the
-mean number of decoder passes (nfe). Each decoding is warmed up (`--warmup` untimed
-completions) before each set; then the two take turns on every task (the order swapped every
-task), so that a shared machine whose speed drifts slows both alike; the sandboxed test runs
-come after all completions of a set, so nothing runs beside the timed model calls.
-
-Comparison, per set: the quality gap diffusion - autoregressive in points and relative to the
-autoregressive figure, and the speed ratio diffusion / autoregressive (tokens/s; > 1: diffusion
-generates faster) and latency ratio autoregressive / diffusion (ms per completion; > 1:
-diffusion answers sooner).
+Per set and decoding: those figures and the median milliseconds per request (end to end
+through the service; the prompt cache is cleared before each request so both decodings encode
+the whole prompt). The decodings take turns on every item (the order swapped every item), so a
+shared machine whose speed drifts slows both alike; the sandboxed test runs come after all
+requests of a set. Per set, the comparison: the quality difference (points) and the latency
+ratio autoregressive / diffusion (> 1: diffusion answers sooner).
 
 The table is printed, and again as markdown for the README; a JSON record is written to
 `<out>/quality-<device kind>-<YYYYmmdd-HHMMSS>.json` and printed as one line.
@@ -60,6 +45,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import math
 import statistics
@@ -78,174 +64,148 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_records import device_description, publish_record, record_header  # noqa: E402
 
+from lsprotocol import types  # noqa: E402
+
+from dg_lsp.context.ring import SnippetRing  # noqa: E402
 from dg_lsp.engine.engine import Engine  # noqa: E402
 from dg_lsp.errors import InputError, ModelLoadError  # noqa: E402
 from dg_lsp.evaluation import heldout, humaneval  # noqa: E402
-from dg_lsp.evaluation.autoregressive import generate_autoregressive  # noqa: E402
+from dg_lsp.evaluation.autoregressive import AutoregressiveEngine  # noqa: E402
+from dg_lsp.server.completions import CompletionService  # noqa: E402
+from dg_lsp.server.documents import DocumentStore  # noqa: E402
+from dg_lsp.server.model_host import ModelHost  # noqa: E402
+from dg_lsp.server.settings import Settings  # noqa: E402
+from dg_lsp.server.worker import ModelWorker  # noqa: E402
 
 BENCHMARK = "quality"
 DEFAULT_MODEL = REPO / "dg_lsp" / "models" / "default"
 DEFAULT_HELDOUT = Path("/tmp/dg-corpus/heldout.jsonl")
-SETS = ("single-line", "multi-line", "heldout")
+SETS = ("heldout", "single-line", "multi-line")
 DECODINGS = ("diffusion", "autoregressive")
+LANGUAGE_IDS = {"python": "python", "javascript": "javascript", "typescript": "typescript", "rust": "rust",
+                "go": "go", "lua": "lua"}
 
 
-# -- the two decodings -----------------------------------------------------------------------
+# -- requests through the server --------------------------------------------------------------
 
 
 @dataclass
-class Sample:
-    """One raw completion (before post-processing) and what it cost."""
+class Answer:
+    """What the server offered for one request, and how long it took."""
 
-    text: str
-    tokens: int  # generated, up to the stop token
-    decode_ms: float  # after the prompt is encoded
-    encode_ms: float
+    texts: list[str]  # in order of preference; empty: nothing shown
     total_ms: float
-    nfe: int | None = None  # decoder passes (diffusion)
+    source: str
 
 
-@dataclass
-class Budget:
-    canvas: int
-    max_new_tokens: int
+class ThroughServer:
+    """One engine behind the server's `CompletionService`, with its own document store."""
+
+    def __init__(self, name: str, engine, loop: asyncio.AbstractEventLoop):
+        self.name, self.engine, self.loop = name, engine, loop
+        self.documents = DocumentStore(SnippetRing())
+        host = ModelHost(lambda event: None)
+        host.engine, host.state = engine, "ready"
+        self.service = CompletionService(self.documents, host, ModelWorker())
+        self.requests = 0
+
+    def complete(self, text: str, offset: int, language: str, invoked: bool, settings: Settings) -> Answer:
+        self.requests += 1
+        uri = f"file:///quality/{self.name}/{self.requests}/buffer.{language}"
+        doc = self.documents.open(types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text))
+        self.engine.prompt_cache.clear()  # both decodings encode the whole prompt
+        self.service.cache.clear()
+        start = time.perf_counter()
+        result = self.loop.run_until_complete(
+            self.service.complete(uri, self.documents.position(doc, offset), invoked, settings))
+        total_ms = (time.perf_counter() - start) * 1e3
+        self.documents.close(uri)
+        if result.source not in ("model", "cache", "forward"):
+            raise RuntimeError(f"the server gave no model answer: {result.source}")
+        return Answer(result.texts, total_ms, result.source)
 
 
-class Diffusion:
-    name = "diffusion"
-
-    def __init__(self, engine: Engine, steps: int, seed: int):
-        self.engine, self.steps, self.seed = engine, steps, seed
-
-    def complete(self, prefix: str, suffix: str, budget: Budget) -> Sample:
-        # A cold prompt every time, as for the autoregressive decoder (and HumanEval's holes of
-        # one problem share long prefixes, which the cache would otherwise serve).
-        self.engine.prompt_cache.clear()
-        c = self.engine.infill(prefix, suffix, canvas_length=budget.canvas, max_new_tokens=budget.max_new_tokens,
-                               max_steps=self.steps, seed=self.seed)
-        t = c.timings_ms
-        return Sample(c.text, len(c.token_ids), t["denoise"], t["encode"], t["total"], c.nfe)
-
-
-class Autoregressive:
-    name = "autoregressive"
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    def complete(self, prefix: str, suffix: str, budget: Budget) -> Sample:
-        r = generate_autoregressive(self.engine, prefix, suffix, budget.max_new_tokens)
-        t = r.timings_ms
-        return Sample(r.text, len(r.token_ids), t["decode"], t["encode"], t["total"])
-
-
-# -- post-processing (identical for both decodings) -------------------------------------------
-
-
-def first_line_with_break(text: str) -> str:
-    """HumanEval single-line: the middle is one whole line, line break included."""
-    return text.split("\n", 1)[0] + "\n"
-
-
-def first_line(text: str) -> str:
-    """Held-out lines: the hole is the line's content; the suffix starts with the break."""
-    return text.split("\n", 1)[0]
-
-
-def as_is(text: str) -> str:
-    return text
-
-
-POSTPROCESS: dict[str, Callable[[str], str]] = {
-    "single-line": first_line_with_break, "multi-line": as_is, "heldout": first_line,
-}
-
-
-# -- running a set ------------------------------------------------------------------------------
-
-
-def speed_figures(samples: list[Sample]) -> dict[str, Any]:
-    tokens = sum(s.tokens for s in samples)
-    decode_s = sum(s.decode_ms for s in samples) / 1e3
-    figures = {
-        "tokens": tokens,
-        "tokens_mean": tokens / len(samples),
-        "decode_s": decode_s,
-        "tokens_per_s": tokens / decode_s if decode_s > 0 else float("nan"),
-        "ms_per_completion_median": statistics.median(s.total_ms for s in samples),
-        "decode_ms_median": statistics.median(s.decode_ms for s in samples),
-        "encode_ms_median": statistics.median(s.encode_ms for s in samples),
-    }
-    if samples[0].nfe is not None:
-        figures["nfe_mean"] = statistics.mean(s.nfe for s in samples)
-    return figures
-
-
-def complete_interleaved(pairs: list[tuple[str, str]], decoders: list, budget: Budget, warmup: int,
-                         desc: str) -> dict[str, list[Sample]]:
-    """Every (prefix, suffix) completed by every decoder, the decoders taking turns on each item
-    (the order swapped every item) so that a shared machine whose speed drifts slows them alike.
-    Each decoder is warmed up on the first item first."""
-    for decoder in decoders:
+def interleaved(items: list, paths: list[ThroughServer], ask: Callable, warmup: int, desc: str) -> dict[str, list]:
+    """`ask(path, item)` for every item and path, the paths taking turns (the order swapped
+    every item); each path warmed up on the first item first."""
+    for path in paths:
         for _ in range(warmup):
-            decoder.complete(*pairs[0], budget)
-    samples: dict[str, list[Sample]] = {d.name: [] for d in decoders}
-    for i, (prefix, suffix) in enumerate(tqdm(pairs, desc=f"{desc}: complete", unit="item", file=sys.stderr)):
-        for decoder in decoders if i % 2 == 0 else decoders[::-1]:
-            samples[decoder.name].append(decoder.complete(prefix, suffix, budget))
-    return samples
+            ask(path, items[0])
+    answers: dict[str, list[Answer]] = {p.name: [] for p in paths}
+    for i, item in enumerate(tqdm(items, desc=desc, unit="request", file=sys.stderr)):
+        for path in paths if i % 2 == 0 else paths[::-1]:
+            answers[path.name].append(ask(path, item))
+    return answers
 
 
-def run_humaneval(name: str, tasks: list[humaneval.Task], decoders: list, budget: Budget, args) -> dict[str, Any]:
-    samples = complete_interleaved([(t.prompt, t.suffix) for t in tasks], decoders, budget, args.warmup, name)
+def score_line(shown: list[str], expected: str) -> tuple[bool, bool, int]:
+    """(answered, right, right characters) for the first shown completion of a line hole."""
+    if not shown:
+        return False, False, 0
+    text = shown[0]
+    right = bool(text.strip()) and expected.startswith(text.rstrip("\n"))
+    return True, right, len(text) if right else 0
+
+
+def latency(answers: list[Answer]) -> dict[str, float]:
+    times = sorted(a.total_ms for a in answers)
+    return {"ms_per_request_median": statistics.median(times),
+            "ms_per_request_p95": times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]}
+
+
+def run_heldout(holes: list[heldout.Hole], paths: list[ThroughServer], settings: Settings, args) -> dict[str, Any]:
+    def ask(path, hole):
+        return path.complete(hole.prefix + hole.suffix, len(hole.prefix), LANGUAGE_IDS[hole.language],
+                             invoked=False, settings=settings)
+
+    answers = interleaved(holes, paths, ask, args.warmup, "heldout")
     figures = {}
-    for decoder in decoders:
-        completions = [POSTPROCESS[name](s.text) for s in samples[decoder.name]]
-        results = humaneval.check_all(tasks, completions, timeout_s=args.timeout, workers=args.workers,
-                                      desc=f"{name} {decoder.name}")
-        per_task = []
-        for outcome, sample in zip(results.outcomes, samples[decoder.name]):
-            entry = {"task_id": outcome.task_id, "status": outcome.status, "tokens": sample.tokens,
-                     "total_ms": round(sample.total_ms, 2)}
-            if args.save_completions:
-                entry["completion"] = outcome.completion
-            per_task.append(entry)
-        figures[decoder.name] = {"n": results.n, "passed": results.passed, "pass_at_1": results.pass_at_1,
-                                 "status_counts": results.status_counts(), **speed_figures(samples[decoder.name]),
-                                 "tasks": per_task}
+    for path in paths:
+        scores = [score_line(a.texts, h.hole) for a, h in zip(answers[path.name], holes)]
+        n, answered, right = len(holes), sum(s[0] for s in scores), sum(s[1] for s in scores)
+        per_hole = [{"path": h.path, "line": h.line, "answered": s[0], "right": s[1],
+                     "total_ms": round(a.total_ms, 2), **({"expected": h.hole, "shown": a.texts[:1]}
+                                                          if args.save_completions else {})}
+                    for h, a, s in zip(holes, answers[path.name], scores)]
+        figures[path.name] = {"n": n, "answered_share": answered / n,
+                              "right_share_of_shown": right / answered if answered else None,
+                              "right_share_of_requests": right / n,
+                              "right_chars_per_request": sum(s[2] for s in scores) / n,
+                              **latency(answers[path.name]), "holes": per_hole}
     return figures
 
 
-def run_heldout(holes: list[heldout.Hole], decoders: list, budget: Budget, args) -> dict[str, Any]:
-    samples = complete_interleaved([(h.prefix, h.suffix) for h in holes], decoders, budget, args.warmup, "heldout")
+def run_humaneval(name: str, tasks: list[humaneval.Task], paths: list[ThroughServer], settings: Settings,
+                  args) -> dict[str, Any]:
+    def ask(path, task):  # the hole is an empty line at the cursor
+        return path.complete(task.prompt + "\n" + task.suffix, len(task.prompt), "python", invoked=True,
+                             settings=settings)
+
+    answers = interleaved(tasks, paths, ask, args.warmup, name)
     figures = {}
-    for decoder in decoders:
-        results = heldout.score_all(holes, [POSTPROCESS["heldout"](s.text) for s in samples[decoder.name]])
-        per_hole = []
-        for outcome, sample in zip(results.outcomes, samples[decoder.name]):
-            entry = {"path": outcome.path, "line": outcome.line, "exact": outcome.exact,
-                     "similarity": round(outcome.similarity, 4), "tokens": sample.tokens,
-                     "total_ms": round(sample.total_ms, 2)}
-            if args.save_completions:
-                entry.update(expected=outcome.expected, completion=outcome.completion)
-            per_hole.append(entry)
-        figures[decoder.name] = {"n": results.n, "exact_match": results.exact_match,
-                                 "edit_similarity": results.edit_similarity, **speed_figures(samples[decoder.name]),
-                                 "holes": per_hole}
+    for path in paths:
+        # The line the completion fills keeps its line break; nothing offered leaves it empty.
+        middles = [(a.texts[0] if a.texts else "") + "\n" for a in answers[path.name]]
+        results = humaneval.check_all(tasks, middles, timeout_s=args.timeout, workers=args.workers,
+                                      desc=f"{name} {path.name}")
+        per_task = [{"task_id": o.task_id, "status": o.status, "total_ms": round(a.total_ms, 2),
+                     **({"completion": o.completion} if args.save_completions else {})}
+                    for o, a in zip(results.outcomes, answers[path.name])]
+        figures[path.name] = {"n": results.n, "passed": results.passed, "pass_at_1": results.pass_at_1,
+                              "answered_share": sum(bool(a.texts) for a in answers[path.name]) / results.n,
+                              "status_counts": results.status_counts(), **latency(answers[path.name]),
+                              "tasks": per_task}
     return figures
 
 
 def quality_of(figures: dict[str, Any]) -> float:
-    return figures["pass_at_1"] if "pass_at_1" in figures else figures["exact_match"]
+    return figures["pass_at_1"] if "pass_at_1" in figures else figures["right_share_of_requests"]
 
 
 def compare(diffusion: dict[str, Any], autoregressive: dict[str, Any]) -> dict[str, Any]:
-    d, a = quality_of(diffusion), quality_of(autoregressive)
     return {
-        "quality_gap_points": (d - a) * 100,
-        "relative_quality_gap": (d - a) / a if a > 0 else None,  # None: the autoregressive figure is 0
-        "speed_ratio_tokens_per_s": _ratio(diffusion["tokens_per_s"], autoregressive["tokens_per_s"]),
-        "latency_ratio": _ratio(autoregressive["ms_per_completion_median"], diffusion["ms_per_completion_median"]),
+        "quality_gap_points": (quality_of(diffusion) - quality_of(autoregressive)) * 100,
+        "latency_ratio": _ratio(autoregressive["ms_per_request_median"], diffusion["ms_per_request_median"]),
     }
 
 
@@ -286,30 +246,32 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
             if decoding not in per_set:
                 continue
             f = per_set[decoding]
-            metric = f"{f['pass_at_1'] * 100:.1f}% pass@1" if "pass_at_1" in f else (
-                f"{f['exact_match'] * 100:.1f}% EM, {f['edit_similarity']:.2f} sim")
-            nfe = f"{f['nfe_mean']:.1f}" if "nfe_mean" in f else "-"
-            rows.append((name, decoding, str(f["n"]), metric, f"{f['tokens_per_s']:.1f}",
-                         f"{f['ms_per_completion_median']:.1f}", f"{f['tokens_mean']:.1f}", nfe))
+            if "pass_at_1" in f:
+                metric, right, chars = f"{f['pass_at_1'] * 100:.1f}% pass@1", "-", "-"
+            else:
+                shown = f["right_share_of_shown"]
+                metric = f"{f['right_share_of_requests'] * 100:.1f}% right"
+                right = "-" if shown is None else f"{shown * 100:.1f}%"
+                chars = f"{f['right_chars_per_request']:.2f}"
+            rows.append((name, decoding, str(f["n"]), metric, f"{f['answered_share'] * 100:.1f}%", right, chars,
+                         f"{f['ms_per_request_median']:.1f}"))
     return rows
 
 
-HEADER = ("set", "decoding", "n", "quality", "tokens/s", "ms/completion (median)", "tokens (mean)", "nfe (mean)")
+HEADER = ("set", "decoding", "n", "quality", "answered", "right of shown", "right chars/request",
+          "ms/request (median)")
 
 
 def comparison_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     rows = []
     for name, per_set in results.items():
         c = per_set.get("comparison")
-        if c is None:
-            continue
-        relative = "n/a (AR 0)" if c["relative_quality_gap"] is None else f"{c['relative_quality_gap'] * 100:+.1f}%"
-        rows.append((name, f"{c['quality_gap_points']:+.1f}", relative, f"{c['speed_ratio_tokens_per_s']:.2f}x",
-                     f"{c['latency_ratio']:.2f}x"))
+        if c is not None:
+            rows.append((name, f"{c['quality_gap_points']:+.1f}", f"{c['latency_ratio']:.2f}x"))
     return rows
 
 
-COMPARISON_HEADER = ("set", "diffusion - AR (points)", "relative gap", "speed ratio (tokens/s)", "latency ratio")
+COMPARISON_HEADER = ("set", "diffusion - AR (points)", "latency ratio (AR / diffusion)")
 
 
 def print_tables(results: dict[str, Any]) -> None:
@@ -345,16 +307,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)} (default: all)")
     p.add_argument("--decodings", default=",".join(DECODINGS), help="comma-separated, of diffusion, autoregressive")
     p.add_argument("--limit", type=int, default=None, help="at most N tasks/holes in every set (overrides the per-set limits)")
-    p.add_argument("--limit-single", type=int, default=200, help="single-line tasks (default: 200 of 1,033)")
-    p.add_argument("--limit-multi", type=int, default=100, help="multi-line tasks (default: 100 of 5,815)")
-    p.add_argument("--limit-heldout", type=int, default=200, help="held-out holes (default: 200)")
+    p.add_argument("--limit-single", type=int, default=300, help="single-line tasks (default: 300 of 1,033)")
+    p.add_argument("--limit-multi", type=int, default=300, help="multi-line tasks (default: 300 of 5,815)")
+    p.add_argument("--limit-heldout", type=int, default=300, help="held-out holes (default: 300)")
     p.add_argument("--full", action="store_true", help="every task and hole (no limits)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the subset sample (default: 0)")
     p.add_argument("--first", action="store_true", help="take the first N tasks instead of a seeded sample")
-    p.add_argument("--steps", type=int, default=12, help="most denoising steps per canvas (default: 12)")
-    p.add_argument("--canvas-single", type=int, default=32, help="canvas and token budget of single-line holes (default: 32)")
-    p.add_argument("--canvas-multi", type=int, default=64, help="canvas of multi-line holes (default: 64)")
-    p.add_argument("--max-tokens-multi", type=int, default=128, help="token budget of multi-line holes (default: 128)")
+    defaults = Settings()
+    p.add_argument("--steps", type=int, default=defaults.invokedSteps,
+                   help=f"most denoising steps of an invoked request (HumanEval; default: {defaults.invokedSteps})")
+    p.add_argument("--auto-steps", type=int, default=defaults.steps,
+                   help=f"most denoising steps of an automatic request (held-out lines; default: {defaults.steps})")
+    p.add_argument("--min-confidence", type=float, default=defaults.minConfidence,
+                   help=f"the gate of automatic requests (default: {defaults.minConfidence})")
+    p.add_argument("--drafts", action=argparse.BooleanOptionalAction, default=True,
+                   help="prompt-lookup drafts from the open documents (default: on, as the server)")
     p.add_argument("--seed", type=int, default=0, help="diffusion sampling seed (default: 0)")
     p.add_argument("--heldout", type=Path, default=None,
                    help=f"held-out corpus JSON lines (default: {DEFAULT_HELDOUT} if it exists)")
@@ -373,8 +340,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--sets takes some of {', '.join(SETS)}")
     if not args.decodings or set(args.decodings) - set(DECODINGS):
         p.error(f"--decodings takes some of {', '.join(DECODINGS)}")
-    if min(args.steps, args.canvas_single, args.canvas_multi, args.max_tokens_multi, args.workers) < 1 or args.warmup < 0:
-        p.error("--steps, --canvas-*, --max-tokens-multi and --workers must be positive, --warmup >= 0")
+    if min(args.steps, args.auto_steps, args.workers) < 1 or args.warmup < 0:
+        p.error("--steps, --auto-steps and --workers must be positive, --warmup >= 0")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        p.error("--min-confidence must be between 0 and 1")
     if args.timeout <= 0:
         p.error("--timeout must be positive")
     if args.limit is not None and args.limit < 1:
@@ -404,7 +373,8 @@ def select_sets(args) -> tuple[dict[str, list], dict[str, str]]:
         if not path.is_file():
             notes["heldout"] = f"skipped: no held-out corpus at {path} (write it with dg_lsp.train.corpus, or pass --heldout)"
         else:
-            holes = heldout.cut_holes(heldout.read_documents(path), seed=args.heldout_seed)
+            docs = [d for d in heldout.read_documents(path) if d.get("language") in LANGUAGE_IDS]
+            holes = heldout.cut_holes(docs, seed=args.heldout_seed)
             if holes:
                 chosen["heldout"] = humaneval.subset(holes, args.limit_heldout, seed)
             else:
@@ -428,22 +398,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for note in notes.values():
         print(f"note: heldout {note}", file=sys.stderr)
 
-    available = {"diffusion": Diffusion(engine, args.steps, args.seed), "autoregressive": Autoregressive(engine)}
-    decoders = [available[name] for name in args.decodings]
-    budgets = {
-        "single-line": Budget(args.canvas_single, args.canvas_single),
-        "multi-line": Budget(args.canvas_multi, args.max_tokens_multi),
-        "heldout": Budget(args.canvas_single, args.canvas_single),
-    }
+    loop = asyncio.new_event_loop()
+    available = {"diffusion": lambda: engine, "autoregressive": lambda: AutoregressiveEngine(engine)}
+    paths = [ThroughServer(name, available[name](), loop) for name in args.decodings]
+    for path in paths:
+        path.service.use_drafts = args.drafts
+    automatic = Settings(steps=args.auto_steps, seed=args.seed, minConfidence=args.min_confidence)
+    invoked = Settings(invokedSteps=args.steps, candidates=1, seed=args.seed, minConfidence=0.0)
     results: dict[str, Any] = {}
     for name, items in chosen.items():
         if name == "heldout":
-            per_set = run_heldout(items, decoders, budgets[name], args)
+            per_set = run_heldout(items, paths, automatic, args)
         else:
-            per_set = run_humaneval(name, items, decoders, budgets[name], args)
+            per_set = run_humaneval(name, items, paths, invoked, args)
         if len(per_set) == 2:
             per_set["comparison"] = compare(per_set["diffusion"], per_set["autoregressive"])
         results[name] = per_set
+    loop.close()
 
     print_tables(results)
     for note in notes.values():
@@ -453,15 +424,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": model_summary(engine),
         "model_load_s": load_s,
         "settings": {
-            "sets": list(chosen), "decodings": args.decodings, "steps": args.steps, "seed": args.seed,
-            "budgets": {k: asdict(v) for k, v in budgets.items()},
+            "sets": list(chosen), "decodings": args.decodings, "seed": args.seed,
+            "path": "CompletionService.complete: planner, prompt builder, engine, gate, post-processing",
+            "heldout_request": {"trigger": "automatic", "steps": args.auto_steps,
+                                "min_confidence": args.min_confidence, "drafts": args.drafts},
+            "humaneval_request": {"trigger": "invoked", "steps": args.steps, "candidates": 1, "min_confidence": 0.0,
+                                  "answer": "the first offered completion; the hole an empty line at the cursor"},
             "limits": {"single-line": args.limit_single, "multi-line": args.limit_multi, "heldout": args.limit_heldout},
             "subset": "first" if args.first else f"sample(seed={args.sample_seed})",
             "heldout_path": str(args.heldout or DEFAULT_HELDOUT), "heldout_seed": args.heldout_seed,
             "timeout_s": args.timeout, "workers": args.workers, "warmup": args.warmup,
-            "postprocess": {"single-line": "first line + line break", "multi-line": "as is",
-                            "heldout": "first line, compared stripped"},
-            "diffusion_prompt_cache": "cleared before every completion",
+            "prompt_cache": "cleared before every request",
         },
         "notes": notes,
         "results": results,

@@ -15,3 +15,8 @@ class InputError(DgLspError):
 
 class Cancelled(DgLspError):
     """Generation was cancelled between denoising steps."""
+
+
+class EngineUnavailable(DgLspError):
+    """The engine cannot answer now (a remote server is down): nothing to offer, and the user
+    has been told once; the request is not cached as an empty answer."""

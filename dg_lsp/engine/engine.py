@@ -76,6 +76,8 @@ class Completion:
 
 
 class Engine:
+    takes_drafts = True  # `generate(draft=...)` seeds the canvas (prompt-lookup drafts)
+
     def __init__(self, loaded: LoadedModel, cache_entries: int = 8, context_tokens: int = 2048):
         if loaded.tokenizer is None:
             raise ModelLoadError(f"{loaded.directory} has no tokenizer.json")
@@ -117,8 +119,13 @@ class Engine:
     def from_directory(cls, directory: str | Path, device: str = "cpu", dtype: torch.dtype | None = None,
                        progress: bool = True, quantization: str = "none", **kwargs) -> Engine:
         """`quantization` (int8, int4, fp8) quantizes a checkpoint stored unquantized as it
-        loads; a checkpoint written by `dg-lsp quantize` keeps its own format."""
+        loads; a checkpoint written by `dg-lsp quantize` keeps its own format. A Dream-family
+        directory gets a `dream_engine.DreamEngine`, which has the same interface."""
         loaded = load_model(directory, device=device, dtype=dtype, progress=progress)
+        if loaded.family == "dream":  # Dream, Dream-Coder, DiffuCoder, DreamOn, Open-dCoder: their own engine
+            from .dream_engine import DreamEngine
+
+            return DreamEngine.from_loaded(loaded, quantization=quantization, **kwargs)
         if quantization != "none" and loaded.quantization is None:
             quantize_loaded_model(loaded.model, quantization)
             loaded = replace(loaded, quantization=quantization)
@@ -147,13 +154,22 @@ class Engine:
         candidates: int = 1,
         seed: int | None = None,
         cancel: Callable[[], bool] | None = None,
+        draft: list[int] | None = None,
     ) -> Generation:
         """Fill the gap `prompt` describes. Raises `Cancelled` if `cancel()` turns true.
-        `candidates` > 1 denoises that many canvases in one batch (a single canvas each)."""
+        `candidates` > 1 denoises that many canvases in one batch (a single canvas each).
+        A `draft` (token ids, e.g. a prompt-lookup continuation) seeds the start of the first
+        candidate's canvas and its self-conditioning prior; the model keeps what it agrees with."""
         settings = self._settings(canvas_length, max_new_tokens, max_steps)
         if candidates < 1 or (candidates > 1 and settings.num_canvases > 1):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
-        return self._run(prompt, settings, seed, cancel, batch=candidates)
+        if not draft:
+            return self._run(prompt, settings, seed, cancel, batch=candidates)
+        seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
+        tokens, prior = self._seeded_canvas(draft[: settings.canvas_length - 1], settings.canvas_length,
+                                            candidates, strength=0.0, seed=seed)
+        return self._run(prompt, settings, seed, cancel, batch=candidates, initial_canvas=tokens,
+                         initial_self_cond=prior)
 
     def redraw(
         self,
@@ -178,17 +194,24 @@ class Engine:
         canvas = min(MAX_CANVAS, max(MIN_CANVAS, -(-int(needed * 1.25) // 16) * 16))
         settings = self._settings(canvas, canvas, max_steps)
         seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
-        generator = torch.Generator().manual_seed(seed)  # the draft is made on the CPU
-        vocab = self.model.config.vocab_size
-        tokens = torch.randint(0, vocab, (1, canvas), generator=generator)
-        ids = torch.tensor(draft + ([stop] if stop is not None else []), dtype=torch.long)
-        tokens[0, : len(ids)] = ids
-        noised = torch.rand(len(ids), generator=generator) < strength
-        tokens[0, : len(ids)][noised] = torch.randint(0, vocab, (int(noised.sum()),), generator=generator)
-        # Self-conditioning prior: the unnoised draft, as confident logits (the rest uniform).
-        prior = torch.zeros(1, canvas, vocab)
-        prior[0, torch.arange(len(ids)), ids] = DRAFT_LOGIT
+        tokens, prior = self._seeded_canvas(draft + ([stop] if stop is not None else []), canvas, 1, strength, seed)
         return self._run(prompt, settings, seed, cancel, initial_canvas=tokens, initial_self_cond=prior)
+
+    def _seeded_canvas(self, ids: list[int], canvas: int, rows: int, strength: float,
+                       seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A starting canvas [rows, canvas] whose first row begins with `ids` (a `strength` share
+        of them re-noised; the rest random), and the self-conditioning prior: the unnoised ids as
+        confident logits, uniform elsewhere. Made on the CPU, from its own seeded generator."""
+        generator = torch.Generator().manual_seed(seed)
+        vocab = self.model.config.vocab_size
+        tokens = torch.randint(0, vocab, (rows, canvas), generator=generator)
+        ids_t = torch.tensor(ids, dtype=torch.long)
+        tokens[0, : len(ids_t)] = ids_t
+        noised = torch.rand(len(ids_t), generator=generator) < strength
+        tokens[0, : len(ids_t)][noised] = torch.randint(0, vocab, (int(noised.sum()),), generator=generator)
+        prior = torch.zeros(rows, canvas, vocab)
+        prior[0, torch.arange(len(ids_t)), ids_t] = DRAFT_LOGIT
+        return tokens, prior
 
     def infill(self, prefix: str, suffix: str = "", *, context: str = "", key: str = "", **options) -> Completion:
         """Text in, text out: `generate` over the builder's prompt for `prefix`/`suffix`."""

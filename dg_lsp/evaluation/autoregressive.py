@@ -12,7 +12,9 @@ benchmark is written against.
 
 The prompt is exactly the one `Engine.infill` builds for the same prefix and suffix (the
 engine's prompt builder, `engine.prompts`), so differences between the two decodings are the
-decoding's. Decoding stops at any id of `engine.defaults.stop_token_ids`
+decoding's. `AutoregressiveEngine` puts the same decoding behind the engine interface the
+server uses (`generate(prompt) -> Generation`), so benchmarks can run it through the server's
+own request path, confidence gate included (a token's confidence: its softmax probability). Decoding stops at any id of `engine.defaults.stop_token_ids`
 (not part of the output) or after `max_new_tokens` tokens.
 """
 
@@ -59,31 +61,10 @@ def decode_one_token(model: DiffusionGemma, token: torch.Tensor, cache: KVCache)
 
 
 def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> AutoregressiveResult:
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    model, device = engine.model, engine.device
-    stops = set(engine.defaults.stop_token_ids)
     start = time.perf_counter()
     # The engine's own prompt builder, so both decodings see the same prompt.
     prompt = list(engine.prompts.build(prefix, suffix).ids)
-    ids = torch.tensor([prompt], dtype=torch.long, device=device)  # [1, T]
-    generated: list[int] = []
-    stopped = False
-    with torch.inference_mode():
-        cache = model.new_cache(batch_size=1, capacity=len(prompt) + max_new_tokens)
-        t0 = _now(device)
-        logits = prefill(model, ids, cache)  # [1, V]
-        t1 = _now(device)
-        while True:
-            token = int(logits.argmax(dim=-1))  # one sync per token, needed to test for a stop anyway
-            if token in stops:
-                stopped = True
-                break
-            generated.append(token)
-            if len(generated) >= max_new_tokens:
-                break
-            logits = decode_one_token(model, torch.tensor([[token]], dtype=torch.long, device=device), cache)
-        t2 = _now(device)
+    generated, _, stopped, (t0, t1, t2) = greedy_tokens(engine, prompt, max_new_tokens)
     text = engine.prompts.decode(generated)
     timings = {
         "tokenize": (t0 - start) * 1e3,
@@ -93,6 +74,71 @@ def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_to
         "total": (time.perf_counter() - start) * 1e3,
     }
     return AutoregressiveResult(text, generated, stopped, len(prompt), timings)
+
+
+def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel=None):
+    """Greedy decoding of `prompt` (ids): (tokens, their probabilities, stopped, (start, encoded,
+    decoded) clock readings). Checks `cancel` before every token."""
+    from ..errors import Cancelled
+
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    model, device = engine.model, engine.device
+    stops = set(engine.defaults.stop_token_ids)
+    ids = torch.tensor([prompt], dtype=torch.long, device=device)  # [1, T]
+    generated: list[int] = []
+    probabilities: list[float] = []
+    stopped = False
+    with torch.inference_mode():
+        cache = model.new_cache(batch_size=1, capacity=len(prompt) + max_new_tokens)
+        t0 = _now(device)
+        logits = prefill(model, ids, cache)  # [1, V]
+        t1 = _now(device)
+        while True:
+            if cancel is not None and cancel():
+                raise Cancelled("generation cancelled")
+            token = int(logits.argmax(dim=-1))  # one sync per token, needed to test for a stop anyway
+            if token in stops:
+                stopped = True
+                break
+            generated.append(token)
+            probabilities.append(float(torch.softmax(logits[0].float(), dim=-1)[token]))
+            if len(generated) >= max_new_tokens:
+                break
+            logits = decode_one_token(model, torch.tensor([[token]], dtype=torch.long, device=device), cache)
+        t2 = _now(device)
+    return generated, probabilities, stopped, (t0, t1, t2)
+
+
+class AutoregressiveEngine:
+    """Greedy left-to-right decoding of an `Engine`'s weights behind the engine interface the
+    server uses: the same prompts, stop tokens and budget (one canvas of tokens), so a benchmark
+    can compare the two decodings through the server's own request path. Candidates are all the
+    same greedy row; there is no prompt cache (each request encodes its prompt)."""
+
+    takes_drafts = False
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.prompts = engine.prompts
+        self.prompt_cache = engine.prompt_cache
+        self.identity = f"{engine.identity}|autoregressive"
+
+    @property
+    def context_tokens(self) -> int:
+        return self.engine.context_tokens
+
+    def generate(self, prompt, *, canvas_length: int | None = None, max_new_tokens: int | None = None,
+                 max_steps: int | None = None, candidates: int = 1, seed: int | None = None, cancel=None):
+        from ..engine.engine import Generation
+
+        start = time.perf_counter()
+        budget = max_new_tokens or canvas_length or self.engine.defaults.canvas_length
+        tokens, probabilities, _, (t0, t1, t2) = greedy_tokens(self.engine, list(prompt.ids), budget, cancel)
+        timings = {"encode": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3,
+                   "per_token": (t2 - t1) * 1e3 / max(1, len(tokens)), "total": (time.perf_counter() - start) * 1e3}
+        return Generation([tokens] * candidates, len(tokens), 1, len(prompt), len(prompt), timings,
+                          [probabilities] * candidates)
 
 
 def decode_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> tuple[str, dict[str, float]]:

@@ -11,6 +11,11 @@ A checkpoint written by `dg-lsp quantize` says so in config.json (`quantization_
 modules are swapped for their quantized stand-ins (`quant_modules`) before loading, and their
 payloads and scales keep their stored dtypes.
 
+The directory's family decides which model is built (`detect_family`): DiffusionGemma, or the
+Dream family (Dream, Dream-Coder, DiffuCoder, DreamOn, Open-dCoder; loaded by `dream_loader`).
+config.json's `model_type` tells them apart, and `dg_lsp.json` `{"family": ...}` overrides it: a
+plain Qwen2 config.json cannot say whether its weights were trained as a diffusion model.
+
 Every failure is a `ModelLoadError` with a message meant for the user.
 """
 
@@ -29,12 +34,15 @@ from tqdm import tqdm
 
 from ..errors import ModelLoadError
 from ..kernels.quant_format import FORMATS
-from .config import ConfigError, TextConfig, parse_config
+from .config import SUPPORTED_MODEL_TYPES, ConfigError, TextConfig, parse_config
+from .dream_config import DREAM_MODEL_TYPES, QWEN2_MODEL_TYPES
 from .diffusion_gemma import DiffusionGemma
 from .quant_modules import quantized_module_names, swap_quantized_modules
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 INDEX_FILE = "model.safetensors.index.json"
+OPTIONS_FILE = "dg_lsp.json"
+FAMILIES = ("diffusion_gemma", "dream")
 # Checkpoint names of the text weights. The decoder's copy is the one transformers saves;
 # the encoder's copy is tied to it and only read when a checkpoint stores it instead.
 _DECODER = re.compile(r"^model\.decoder\.(.+)$")
@@ -71,6 +79,7 @@ class LoadedModel:
     dtype: torch.dtype
     tokenizer_config: dict[str, Any] = field(default_factory=dict)
     quantization: str | None = None  # "int8", "int4" or "fp8" for a quantized checkpoint
+    family: str = "diffusion_gemma"
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -83,12 +92,18 @@ def load_model(
     dtype: torch.dtype | None = None,
     with_tokenizer: bool = True,
     progress: bool = True,
-) -> LoadedModel:
+):
+    """The model in `directory`: a `LoadedModel` (DiffusionGemma) or, for the Dream family, a
+    `dream_loader.LoadedDreamModel`; both say which in `.family`."""
     directory = Path(directory).expanduser()
     if not directory.is_dir():
         raise ModelLoadError(f"model directory not found: {directory}")
     device = torch.device(device)
     dtype = dtype or default_dtype(device)
+    if detect_family(directory) == "dream":
+        from .dream_loader import load_dream_model  # it builds on this module's helpers
+
+        return load_dream_model(directory, device, dtype, with_tokenizer, progress)
 
     config = _read_config(directory)
     quant_format = read_quantization_format(directory)
@@ -109,7 +124,52 @@ def load_model(
     return LoadedModel(model, config, defaults, tokenizer, directory, device, dtype, tokenizer_config, quant_format)
 
 
-# -- config, generation config, tokenizer -------------------------------------------------
+# -- family, config, generation config, tokenizer -----------------------------------------
+
+
+def detect_family(directory: str | Path) -> str:
+    """The directory's model family, "diffusion_gemma" or "dream": the one `dg_lsp.json` names
+    (`{"family": ...}`), else the one config.json's `model_type` says."""
+    directory = Path(directory).expanduser()
+    options_path = directory / OPTIONS_FILE
+    if options_path.is_file():
+        family = _read_json(options_path).get("family")
+        if family is not None:
+            if family not in FAMILIES:
+                raise ModelLoadError(f"{options_path}: family must be one of {', '.join(map(repr, FAMILIES))}, "
+                                     f"not {family!r}")
+            return family
+    path = directory / "config.json"
+    if not path.is_file():
+        raise ModelLoadError(f"{directory} has no config.json: is it a Hugging Face model directory?")
+    model_type = _read_json(path).get("model_type")
+    if model_type in SUPPORTED_MODEL_TYPES:
+        return "diffusion_gemma"
+    if model_type in DREAM_MODEL_TYPES:
+        return "dream"
+    if model_type in QWEN2_MODEL_TYPES:
+        raise ModelLoadError(
+            f"{path} describes a plain Qwen2 model (model_type {model_type!r}): an autoregressive model unless "
+            "its weights were trained as a diffusion model, which nothing in config.json records (Open-dCoder "
+            f"publishes exactly such a config){_mask_token_hint(directory)}. If this is a diffusion checkpoint, "
+            f'write {{"family": "dream"}} to {options_path}'
+        )
+    raise ModelLoadError(
+        f"model_type {model_type!r} is not supported; dg-lsp runs DiffusionGemma ({', '.join(SUPPORTED_MODEL_TYPES)}) "
+        f'and the Dream family (model_type "Dream"; a Qwen2 diffusion checkpoint such as Open-dCoder with '
+        f'{OPTIONS_FILE} {{"family": "dream"}})'
+    )
+
+
+def _mask_token_hint(directory: Path) -> str:
+    """A hint, not proof: autoregressive Qwen2 tokenizers define no mask token, Open-dCoder's does."""
+    path = directory / "tokenizer_config.json"
+    try:
+        mask = json.loads(path.read_text(encoding="utf-8")).get("mask_token") if path.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return ""
+    mask = mask.get("content") if isinstance(mask, dict) else mask
+    return f"; its tokenizer does define a mask token ({mask}), as a diffusion model's would" if mask else ""
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -40,12 +40,15 @@ SCALE_SUFFIX = "_scale"
 
 
 class QuantLinear(nn.Module):
-    """y = x @ W.T with W quantized (`fmt` in int8 / int4 / fp8), no bias.
+    """y = x @ W.T (+ bias) with W quantized (`fmt` in int8 / int4 / fp8).
 
     Buffers: `weight` (payload, layout in dg_lsp.kernels.quant_format) and `weight_scale`
-    (float32), named like the checkpoint's `X.weight` / `X.weight_scale`."""
+    (float32), named like the checkpoint's `X.weight` / `X.weight_scale`. A bias (Qwen2's q/k/v
+    projections) stays an unquantized parameter `X.bias` in the model dtype."""
 
-    def __init__(self, in_features: int, out_features: int, fmt: str, groups: int = 1):
+    bias: nn.Parameter | None
+
+    def __init__(self, in_features: int, out_features: int, fmt: str, groups: int = 1, bias: bool = False):
         super().__init__()
         if fmt not in FORMATS:
             raise ValueError(f"unknown quantization format {fmt!r}")
@@ -54,6 +57,7 @@ class QuantLinear(nn.Module):
         self.register_buffer("weight", torch.empty(payload_shape(out_features, in_features, fmt), dtype=payload_dtype(fmt)))
         scale_shape = (out_features, groups) if fmt == "int4" else (out_features,)
         self.register_buffer("weight_scale", torch.empty(scale_shape, dtype=torch.float32))
+        self.bias = nn.Parameter(torch.zeros(out_features), requires_grad=False) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)  # [M, K]
@@ -61,6 +65,8 @@ class QuantLinear(nn.Module):
             out = quant_matmul(flat.contiguous(), self.weight, self.weight_scale, self.fmt)
         else:
             out = quant_matmul_reference(flat, self.weight, self.weight_scale, self.fmt)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -131,10 +137,12 @@ def swap_quantized_modules(model: nn.Module, modules: dict[str, str], fmt: str, 
         parent = model.get_submodule(parent_name)
         old = getattr(parent, child)
         if kind == "linear":
-            if not isinstance(old, nn.Linear) or old.bias is not None:
-                raise ValueError(f"{name} is not a bias-free linear layer and cannot be quantized")
+            if not isinstance(old, nn.Linear):
+                raise ValueError(f"{name} is not a linear layer and cannot be quantized")
             groups = scale_shapes[f"{name}.weight{SCALE_SUFFIX}"][-1] if fmt == "int4" else 1
-            new = QuantLinear(old.in_features, old.out_features, fmt, groups)
+            new = QuantLinear(old.in_features, old.out_features, fmt, groups, bias=old.bias is not None)
+            if old.bias is not None:
+                new.bias = old.bias  # unquantized: a loaded bias is kept, a meta one is filled by the loader
             quantized |= {f"{name}.weight", f"{name}.weight{SCALE_SUFFIX}"}
         else:
             e, two_i, h = old.gate_up_proj.shape

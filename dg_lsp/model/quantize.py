@@ -6,12 +6,15 @@ in bf16 and is never held whole), quantizes the weights `quant_modules.QUANTIZED
 columns for int4; 3-D expert tensors expert by expert) and copies every other tensor as is.
 The output is sharded safetensors (at most `shard_bytes` each, with an index), config.json
 with a `quantization_config` entry that the loader reads, and SRC's tokenizer and generation
-files. Pickle weights are refused.
+files. Pickle weights are refused. Both families work: DiffusionGemma (`model.decoder.*` and the
+encoder's copy) and the Dream family (`model.layers.*`, Qwen2 names; the q/k/v biases are kept
+unquantized beside their quantized weights).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +27,15 @@ from tqdm import tqdm
 from ..errors import InputError, ModelLoadError
 from ..kernels.quant_format import FORMATS, int4_group_size, quantize_weight
 from .config import ConfigError, parse_config
-from .loader import _DECODER, _ENCODER, INDEX_FILE, PICKLE_SUFFIXES, _find_shards, _read_json
+from .loader import _DECODER, _ENCODER, INDEX_FILE, PICKLE_SUFFIXES, _find_shards, _read_json, detect_family
 from .quant_modules import QUANTIZED_EXPERTS, QUANTIZED_LINEAR, SCALE_SUFFIX, swap_quantized_modules
 
 BITS_TO_FORMAT = {"8": "int8", "4": "int4", "fp8": "fp8"}
 DEFAULT_GROUP_SIZE = 128
 DEFAULT_SHARD_BYTES = 4 * 2**30
 KEPT_DESCRIPTION = "embed_tokens (tied LM head), lm_head, router, norms, scales, layer scalars, non-text towers"
+KEPT_BY_FAMILY = {"diffusion_gemma": KEPT_DESCRIPTION, "dream": "embed_tokens, lm_head, norms, q/k/v biases"}
+_DREAM_KEY = re.compile(r"^model\.(layers\..+)$")
 
 
 @dataclass
@@ -51,9 +56,9 @@ def format_for_bits(bits: str) -> str:
     return BITS_TO_FORMAT[str(bits)]
 
 
-def quantizable(key: str) -> bool:
+def quantizable(key: str, family: str = "diffusion_gemma") -> bool:
     """Whether checkpoint key `key` is a weight that this format quantizes."""
-    m = _DECODER.match(key) or _ENCODER.match(key)
+    m = _DREAM_KEY.match(key) if family == "dream" else _DECODER.match(key) or _ENCODER.match(key)
     return bool(m) and bool(QUANTIZED_LINEAR.match(m.group(1)) or QUANTIZED_EXPERTS.match(m.group(1)))
 
 
@@ -126,7 +131,8 @@ def quantize_checkpoint(
         raise InputError(f"the int4 group size must be an even number >= 2, got {group_size}")
     if not src.is_dir():
         raise ModelLoadError(f"model directory not found: {src}")
-    raw_config = _read_config_json(src)
+    family = detect_family(src)
+    raw_config = _read_config_json(src, family)
     if raw_config.get("quantization_config") is not None:
         raise InputError(f"{src} is already quantized; quantize the original bf16 checkpoint")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
@@ -139,7 +145,7 @@ def quantize_checkpoint(
     report = QuantizeReport(fmt, dst)
     writer = _ShardWriter(dst, shard_bytes)
     try:
-        _convert(shards, fmt, group_size, writer, report, progress)
+        _convert(shards, fmt, group_size, writer, report, progress, family)
         report.shards = writer.finish()
     except BaseException:
         for partial in dst.glob("*.partial"):
@@ -153,27 +159,33 @@ def quantize_checkpoint(
         "bits": {"int8": 8, "int4": 4, "fp8": "fp8"}[fmt],
         "group_size": group_size if fmt == "int4" else None,
         "scale": "per output channel" if fmt != "int4" else "per output channel and group of input columns",
-        "kept_unquantized": KEPT_DESCRIPTION,
+        "kept_unquantized": KEPT_BY_FAMILY[family],
     }
     (dst / "config.json").write_text(json.dumps(raw_config, indent=2) + "\n", encoding="utf-8")
     _copy_side_files(src, dst)
     return report
 
 
-def _read_config_json(src: Path) -> dict:
+def _read_config_json(src: Path, family: str) -> dict:
     path = src / "config.json"
     if not path.is_file():
         raise ModelLoadError(f"{src} has no config.json: is it a Hugging Face model directory?")
     raw = _read_json(path)
+    # Refuse what the loader could not run before spending an hour on it.
+    if family == "dream":
+        from .dream_loader import read_dream_config, read_optional_tokenizer
+
+        read_dream_config(src, *read_optional_tokenizer(src))
+        return raw
     try:
-        parse_config(raw)  # refuse what the loader could not run before spending an hour on it
+        parse_config(raw)
     except (ConfigError, TypeError) as err:
         raise ModelLoadError(f"{path}: {err}") from None
     return raw
 
 
 def _convert(shards: list[Path], fmt: str, group_size: int, writer: _ShardWriter, report: QuantizeReport,
-             progress: bool) -> None:
+             progress: bool, family: str = "diffusion_gemma") -> None:
     handles = []
     for shard in shards:
         try:
@@ -187,7 +199,7 @@ def _convert(shards: list[Path], fmt: str, group_size: int, writer: _ShardWriter
         except (SafetensorError, OSError) as err:
             raise ModelLoadError(f"cannot read tensor {key}: {err}") from None
         report.bytes_in += tensor.numel() * tensor.element_size()
-        reason = _why_not(key, tensor, fmt, group_size)
+        reason = _why_not(key, tensor, fmt, group_size, family)
         if reason is None:
             payload, scale = quantize_tensor(tensor, fmt, group_size)
             writer.add(key, payload)
@@ -201,10 +213,10 @@ def _convert(shards: list[Path], fmt: str, group_size: int, writer: _ShardWriter
         del tensor
 
 
-def _why_not(key: str, tensor: torch.Tensor, fmt: str, group_size: int) -> str | None:
+def _why_not(key: str, tensor: torch.Tensor, fmt: str, group_size: int, family: str) -> str | None:
     """None when `key` gets quantized; "" for a tensor that is never quantized; else the reason
     a quantizable weight is kept."""
-    if not quantizable(key):
+    if not quantizable(key, family):
         return ""
     if not tensor.is_floating_point() or tensor.dim() not in (2, 3):
         return f"unexpected {tensor.dtype} {list(tensor.shape)}"

@@ -32,7 +32,7 @@ from ..errors import ModelLoadError
 FIM_CONVENTIONS = (
     ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # CodeGemma, Qwen2.5-Coder, dg-lsp's own model
     ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder, SantaCoder
-    ("<|fim▁begin|>", "<|fim▁hole|>", "<|fim▁end|>"),  # DeepSeek-Coder
+    ("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"),  # DeepSeek-Coder (full-width bars, U+FF5C)
 )
 # Tokens that end a completion when the vocabulary has them (beside the config's EOS ids).
 STOP_TOKENS = (

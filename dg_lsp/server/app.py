@@ -17,12 +17,12 @@ import logging
 import uuid
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcContentModified, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcContentModified, JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from .. import __version__
 from ..context.ring import SnippetRing
-from ..errors import InputError
+from ..errors import EngineUnavailable, InputError
 from .commands import COMMANDS, CommandService, parse_args
 from .completions import CompletionService
 from .documents import DocumentStore, IdleParser, OutOfSyncError
@@ -32,6 +32,7 @@ from .settings import Settings, update_settings
 from .worker import ModelWorker
 
 log = logging.getLogger(__name__)
+REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, the server could not do it now
 
 
 class DgLanguageServer(LanguageServer):
@@ -82,6 +83,12 @@ class DgLanguageServer(LanguageServer):
         elif event.kind == "end":
             self.log(event.message)
             self._end_progress(event.message)
+        elif event.kind in ("outage", "recovered", "notice"):  # a remote engine's server, once each time
+            kind = types.MessageType.Warning if event.kind == "outage" else types.MessageType.Info
+            text = f"remote server unreachable: {event.message}" if event.kind == "outage" else event.message
+            self.log(text, kind)
+            if event.kind != "notice":
+                self.window_show_message(types.ShowMessageParams(kind, f"dg-lsp: {text}"))
         else:
             self.log(f"model not loaded: {event.message}", types.MessageType.Error)
             self.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"dg-lsp: {event.message}"))
@@ -190,12 +197,19 @@ def create_server() -> DgLanguageServer:
 
     @server.feature("dg/status")
     def status(ls: DgLanguageServer, params=None):
-        """Model state and counters, for `:checkhealth`, the VS Code status bar and tests."""
+        """Model state and counters, for `:checkhealth`, the VS Code status bar and tests. With the
+        remote engine, `remote` has the server's state and last error, and an outage shows as the
+        state "unreachable"."""
+        engine = ls.host.engine
+        remote = engine.remote_status() if hasattr(engine, "remote_status") else None
+        down = remote is not None and remote["state"] == "unreachable"
         return {
             "version": __version__,
-            "state": ls.host.state,
-            "error": ls.host.error,
-            "model": str(ls.host.model_dir or ""),
+            "state": "unreachable" if down else ls.host.state,
+            "error": remote["lastError"] if down else ls.host.error,
+            "engine": ls.settings.engine,
+            **({"remote": remote} if remote is not None else {}),
+            "model": engine.label if remote is not None else str(ls.host.model_dir or ""),
             "device": ls.host.device,
             "lastLatencyMs": ls.completions.last_latency_ms,
             "requests": ls.worker.started,
@@ -203,7 +217,7 @@ def create_server() -> DgLanguageServer:
             "superseded": ls.completions.superseded,
             "cacheHits": ls.completions.cache.hits,
             # The prompt cache at work: prompt tokens encoded since start, and the prompts it holds.
-            "encodedTokens": engine.prompt_cache.tokens_encoded if (engine := ls.host.engine) else 0,
+            "encodedTokens": engine.prompt_cache.tokens_encoded if engine else 0,
             "cachedPrompts": len(engine.prompt_cache.entries) if engine else 0,
         }
 
@@ -240,6 +254,8 @@ def _command_handler(name: str):
             edit = await ls.commands.run(name, list(args), ls.settings)
         except InputError as err:
             raise JsonRpcInvalidParams(str(err)) from None
+        except EngineUnavailable as err:  # the remote server is down: the command fails, the server stays
+            raise JsonRpcException(f"{name}: {err}", code=REQUEST_FAILED) from None
         # The edit's ranges were computed before the model ran: stale if the document moved on.
         if edit is not None and _edits_document(edit, doc.uri) and not ls.documents.is_current(doc, version):
             raise JsonRpcContentModified(f"{name}: {doc.uri} changed while the model worked; run it again")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from ..context.lookup import Draft, lookup_draft
 from ..context.plan import plan_infill
 from ..context.postprocess import clean_completion
-from ..errors import Cancelled
+from ..errors import Cancelled, EngineUnavailable
 from .completion_cache import CompletionCache
 from .confidence import confident_prefix
 from .documents import DocumentStore
@@ -43,6 +44,8 @@ class CompletionService:
         self.last_latency_ms: float | None = None
         self.superseded = 0  # requests dropped before the model call because the buffer moved on
         self._engine_identity: str | None = None
+        # Seed the canvas with a prompt-lookup draft from the open documents (engines that take one).
+        self.use_drafts = True
 
     async def complete(self, uri: str, position, invoked: bool, settings: Settings) -> CompletionResult:
         doc = self.documents.get(uri)
@@ -60,9 +63,10 @@ class CompletionService:
             return CompletionResult(texts, offset, "forward")
         steps = settings.invokedSteps if invoked else settings.steps
         candidates = settings.candidates if invoked else 1
-        plan = self.plan(doc, offset, settings)
+        plan = self.plan(doc, offset, settings, invoked)
+        draft = self.draft(doc, offset, plan, engine)
         key = CompletionCache.key(engine.identity, settings.seed, plan, "invoked" if invoked else "auto",
-                                  (steps, candidates, settings.minConfidence))
+                                  (steps, candidates, settings.minConfidence, draft and draft.text))
         if (texts := self.cache.get(key)) is not None:
             self.cache.remember_shown(uri, doc.text, offset, texts)
             return CompletionResult(texts, offset, "cache")
@@ -76,40 +80,59 @@ class CompletionService:
         def work(is_cancelled):
             # Built on the model thread: the event loop never waits for the tokenizer.
             prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
-            return engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
-                                   candidates=candidates, seed=settings.seed, cancel=is_cancelled)
+            draft_ids = engine.prompts.encode(draft.text) if draft else None
+            extra = {"draft": draft_ids} if draft_ids else {}
+            generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
+                                         candidates=candidates, seed=settings.seed, cancel=is_cancelled, **extra)
+            return generation, (draft_ids if draft and draft.trusted else None)
 
         try:
-            generation = await self.worker.run("completion", work)
+            generation, trusted_draft = await self.worker.run("completion", work)
         except Cancelled:
             return CompletionResult([], offset, "cancelled")
+        except EngineUnavailable:  # a remote server down: told once, nothing cached, retried later
+            return CompletionResult([], offset, "unavailable")
         if doc.version != version:  # the buffer changed while we worked: this answer is stale
             return CompletionResult([], offset, "stale")
-        texts = self._shown_texts(doc, plan, engine, generation, settings.minConfidence, invoked)
+        texts = self._shown_texts(doc, plan, engine, generation, settings.minConfidence, invoked, trusted_draft)
         self.cache.put(key, texts)
         self.cache.remember_shown(uri, doc.text, offset, texts)
         self.last_latency_ms = generation.timings_ms.get("total")
         return CompletionResult(texts, offset, "model", generation.timings_ms)
 
     @staticmethod
-    def _shown_texts(doc, plan, engine, generation, threshold: float, invoked: bool) -> list[str]:
-        """Each candidate cut before its first unconfident token, then post-processed; an invoked
-        request also offers the whole candidates after those."""
-        raw = [engine.prompts.decode(confident_prefix(row, conf, threshold))
-               for row, conf in zip(generation.rows, generation.confidences)]
+    def _shown_texts(doc, plan, engine, generation, threshold: float, invoked: bool,
+                     trusted_draft: list[int] | None = None) -> list[str]:
+        """Each candidate cut before its first unconfident token (the first one: or a trusted
+        draft, if that is longer; see `confidence`), then post-processed; an invoked request also
+        offers the whole candidates after those."""
+        shown = [confident_prefix(row, conf, threshold) for row, conf in zip(generation.rows, generation.confidences)]
+        if trusted_draft and shown and len(trusted_draft) > len(shown[0]):
+            shown[0] = list(trusted_draft)
+        raw = [engine.prompts.decode(tokens) for tokens in shown]
         if invoked and threshold > 0:
             raw += [engine.prompts.decode(row) for row in generation.rows]
         return _distinct(t for t in (clean_completion(doc, plan, text) for text in raw) if t)
 
-    def plan(self, doc, offset: int, settings: Settings):
-        """What the model would be asked: span, canvas and prompt text (no model call)."""
+    def draft(self, doc, offset: int, plan, engine) -> Draft | None:
+        """What followed the longest earlier match of the text before the cursor in the open
+        documents (`dg_lsp.context.lookup`), for engines that seed their canvas with a draft."""
+        if not (self.use_drafts and getattr(engine, "takes_drafts", False)):
+            return None
+        return lookup_draft(doc.text[:offset], doc.uri, self.documents.texts(), cursor=offset,
+                            multiline=plan.mode != "line")
+
+    def plan(self, doc, offset: int, settings: Settings, invoked: bool = False):
+        """What the model would be asked: span, canvas and prompt text (no model call). An
+        automatic request's canvas is at most `autoMaxCanvas` tokens."""
         engine = self.host.engine
         # The builder's memoized count: the prompt built from this prefix then tokenizes nothing new.
         count = engine.prompts.count if engine else (lambda text: len(text) // 4)
         # The engine's budget is the setting, cut to the prompt length its model was trained on.
         budget = engine.context_tokens if engine else settings.contextTokens
         return plan_infill(
-            doc, offset, count, budget_tokens=budget, max_canvas=settings.maxCanvas,
+            doc, offset, count, budget_tokens=budget,
+            max_canvas=settings.maxCanvas if invoked else min(settings.maxCanvas, settings.autoMaxCanvas),
             snippets=self.documents.ring.snippets(doc.uri, max_chars=budget),
         )
 

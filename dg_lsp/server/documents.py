@@ -94,6 +94,10 @@ class DocumentStore:
         self._out_of_sync.pop(uri, None)
         self.ring.forget(uri)  # a closed file's code no longer goes into other files' prompts
 
+    def texts(self, max_chars: int = 1_000_000) -> list[tuple[str, str]]:
+        """(uri, text) of every open document small enough to search (prompt-lookup drafts)."""
+        return [(uri, doc.text) for uri, doc in self._docs.items() if len(doc.text) <= max_chars]
+
     def pending_parses(self) -> list[Document]:
         return [doc for doc in self._docs.values() if doc.parse_pending]
 

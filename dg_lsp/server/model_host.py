@@ -2,7 +2,9 @@
 
 The server answers while the model loads (completions are simply empty until it is
 ready). A failed load is reported with its reason and the server stays up; a settings
-change that names another model or device loads that one instead.
+change that names another model or device loads that one instead. With `dgLsp.engine =
+"remote"` the engine is `dg_lsp.remote.RemoteEngine` (no weights to load: it checks its settings
+and reads a tokenizer, if one is named); its outages are reported as host events too.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default
 
 @dataclass(frozen=True)
 class HostEvent:
-    kind: str  # "begin", "end" or "failed"
+    kind: str  # "begin", "end" or "failed"; a remote engine's "outage", "recovered" or "notice"
     message: str
 
 
@@ -52,14 +54,19 @@ class ModelHost:
 
     def load(self, settings: Settings) -> None:
         """Start loading in a background thread (nothing to do if that model is already loaded)."""
-        model_dir = self.resolve_model_dir(settings)
-        key = (model_dir, settings.device, settings.quantization, settings.contextTokens)
+        remote = settings.engine == "remote"
+        model_dir = None if remote else self.resolve_model_dir(settings)
+        key = (("remote", settings.remote) if remote else (model_dir, settings.device, settings.quantization)) + (
+            settings.contextTokens,)
         with self._lock:
             if key == self._loaded_key and self.state in ("loading", "ready"):
                 return
             self._loaded_key = key
             self.state, self.error = "loading", ""
             self._ready.clear()
+        if remote:
+            threading.Thread(target=self._load_remote, args=(settings, key), daemon=True, name="model-load").start()
+            return
         if model_dir is None:
             self._fail("no model configured: set dgLsp.modelPath (or DG_LSP_MODEL) to a local model directory")
             return
@@ -95,14 +102,42 @@ class ModelHost:
         with self._lock:
             if key != self._loaded_key:  # settings changed while loading: a newer load owns the state
                 return
-            self.engine, self.model_dir, self.device, self.state = engine, model_dir, device, "ready"
+            self._replace(engine)
+            self.model_dir, self.device, self.state = model_dir, device, "ready"
             self._ready.set()
         self.on_event(HostEvent("end", f"model ready: {model_dir.name} on {device}"))
+
+    def _load_remote(self, settings: Settings, key: tuple) -> None:
+        from ..remote import RemoteEngine
+
+        remote = settings.remote
+        self.on_event(HostEvent("begin", f"remote engine: {remote.url or '(no url)'} ({remote.kind})"))
+        try:
+            engine = RemoteEngine(remote, settings.contextTokens,
+                                  on_event=lambda kind, message: self.on_event(HostEvent(kind, message)))
+        except DgLspError as err:
+            self._fail(str(err), key)
+            return
+        with self._lock:
+            if key != self._loaded_key:
+                engine.close()
+                return
+            self._replace(engine)
+            self.model_dir, self.device, self.state = None, "remote", "ready"
+            self._ready.set()
+        self.on_event(HostEvent("end", f"remote engine ready: {engine.label} ({remote.kind})"))
+
+    def _replace(self, engine) -> None:
+        """Install `engine`; a remote engine it replaces closes its connections."""
+        old, self.engine = self.engine, engine
+        if old is not None and old is not engine and hasattr(old, "close"):
+            old.close()
 
     def _fail(self, message: str, key: tuple | None = None) -> None:
         with self._lock:
             if key is not None and key != self._loaded_key:
                 return
-            self.state, self.error, self.engine = "failed", message, None
+            self._replace(None)
+            self.state, self.error = "failed", message
             self._ready.set()
         self.on_event(HostEvent("failed", message))

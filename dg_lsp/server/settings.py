@@ -2,15 +2,31 @@
 
 Read from `initializationOptions` (either `{"dgLsp": {...}}` or the bare table) and from
 `workspace/didChangeConfiguration`. An unknown key or a value of the wrong type gives a
-warning and keeps the previous value: settings never crash the server.
+warning and keeps the previous value: settings never crash the server. `dgLsp.remote` is a
+nested table (the remote engine's server), checked key by key the same way; its names appear
+dotted (`dgLsp.remote.url`) in the schema, as VS Code declares them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 DEFAULT_LANGUAGES = ("python", "javascript", "javascriptreact", "typescript", "typescriptreact", "rust", "go", "lua")
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """`dgLsp.remote`: the OpenAI-compatible server that `dgLsp.engine = "remote"` sends model calls to."""
+
+    url: str = ""  # base URL, e.g. http://gpu-box:8000; dg-lsp appends /v1/completions or /infill
+    kind: str = "openai"  # openai (prompt rendered by dg-lsp), openai-suffix (prompt + suffix), llamacpp-infill
+    model: str = ""  # the served model name, sent as "model" (vLLM requires it)
+    family: str = ""  # prompt template and stop tokens; "" = from `tokenizer`, or none (openai-suffix, infill)
+    tokenizer: str = ""  # local model directory whose tokenizer decides template, stops and token counts
+    apiKeyEnv: str = ""  # name of the environment variable holding the API key (never the key itself)
+    timeoutMs: int = 5000  # per request, connection to last byte
 
 
 @dataclass(frozen=True)
@@ -19,6 +35,9 @@ class Settings:
     device: str = "auto"  # auto, cpu or cuda
     quantization: str = "none"  # none, int8, int4 or fp8: applied at load to a checkpoint stored unquantized
     maxCanvas: int = 128  # tokens, 16 to 256
+    # Automatic completions' canvas, at most: a CPU step costs in proportion to it, and the gate
+    # rarely shows more than a line of a small model's output (benchmarks/new_position.py).
+    autoMaxCanvas: int = 32
     steps: int = 4  # most denoising steps for automatic completions (latency first: ~56 ms on a 2-core CPU)
     invokedSteps: int = 32  # most steps when the user asks for a completion explicitly
     candidates: int = 3  # completions offered when invoked
@@ -29,14 +48,21 @@ class Settings:
     # before the first one. From the sweep on held-out line holes (benchmarks/confidence.py,
     # default model): at 0.99 shown completions are right 56% of the time (1% ungated).
     minConfidence: float = 0.99
+    engine: str = "local"  # local (the model in this process) or remote (dgLsp.remote's server)
+    remote: RemoteSettings = RemoteSettings()
 
     def enabled_for(self, language_id: str) -> bool:
         return "*" in self.enabledLanguages or language_id in self.enabledLanguages
 
 
-_CHOICES = {"device": ("auto", "cpu", "cuda"), "quantization": ("none", "int8", "int4", "fp8")}
-_RANGES = {"maxCanvas": (16, 256), "steps": (1, 256), "invokedSteps": (1, 256), "candidates": (1, 8),
-           "contextTokens": (64, 32768), "seed": (0, 2**31 - 1), "minConfidence": (0.0, 1.0)}
+REMOTE_KINDS = ("openai", "openai-suffix", "llamacpp-infill")
+REMOTE_FAMILIES = ("", "qwen", "starcoder", "codellama", "deepseek", "diffusiongemma")
+_CHOICES = {"device": ("auto", "cpu", "cuda"), "quantization": ("none", "int8", "int4", "fp8"),
+            "engine": ("local", "remote"), "remote.kind": REMOTE_KINDS, "remote.family": REMOTE_FAMILIES}
+_RANGES = {"maxCanvas": (16, 256), "autoMaxCanvas": (16, 256), "steps": (1, 256), "invokedSteps": (1, 256), "candidates": (1, 8),
+           "contextTokens": (64, 32768), "seed": (0, 2**31 - 1), "minConfidence": (0.0, 1.0),
+           "remote.timeoutMs": (100, 600_000)}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def update_settings(current: Settings, raw: Any) -> tuple[Settings, list[str]]:
@@ -55,11 +81,36 @@ def update_settings(current: Settings, raw: Any) -> tuple[Settings, list[str]]:
         if key not in known:
             warnings.append(f"unknown setting dgLsp.{key} ignored")
             continue
+        if key == "remote":
+            changes[key] = _update_remote(current.remote, value, warnings)
+            continue
         try:
             changes[key] = _coerce(key, value, getattr(current, key))
         except ValueError as err:
             warnings.append(f"dgLsp.{key}: {err}; keeping {getattr(current, key)!r}")
     return replace(current, **changes), warnings
+
+
+def _update_remote(current: RemoteSettings, raw: Any, warnings: list[str]) -> RemoteSettings:
+    """The `dgLsp.remote` table, key by key: what is wrong is reported and the rest applies."""
+    if raw is None:
+        return current
+    if not isinstance(raw, dict):
+        warnings.append(f"dgLsp.remote: expected an object, got {type(raw).__name__}; keeping it as it was")
+        return current
+    known = {f.name for f in fields(RemoteSettings)}
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            hint = ("; a key is never stored in settings: put it in an environment variable and name that "
+                    "variable in dgLsp.remote.apiKeyEnv") if key.lower() in ("apikey", "api_key", "key", "token") else ""
+            warnings.append(f"unknown setting dgLsp.remote.{key} ignored{hint}")
+            continue
+        try:
+            changes[key] = _coerce(f"remote.{key}", value, getattr(current, key))
+        except ValueError as err:
+            warnings.append(f"dgLsp.remote.{key}: {err}; keeping {getattr(current, key)!r}")
+    return replace(current, **changes)
 
 
 def _coerce(key: str, value: Any, old: Any) -> Any:
@@ -77,16 +128,22 @@ def _coerce(key: str, value: Any, old: Any) -> Any:
         raise ValueError(f"expected one of {', '.join(_CHOICES[key])}")
     if key in _RANGES and not _RANGES[key][0] <= value <= _RANGES[key][1]:
         raise ValueError(f"expected {_RANGES[key][0]} to {_RANGES[key][1]}")
+    if key == "remote.url" and value and not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    if key == "remote.apiKeyEnv" and value and not _ENV_NAME.fullmatch(value):
+        raise ValueError("expected the name of an environment variable (letters, digits, _), not a key")
     return value
 
 
 def schema() -> dict[str, Any]:
-    """JSON-schema-like description, for docs and the editor clients."""
+    """JSON-schema-like description, for docs and the editor clients; the nested table's keys
+    are dotted (`dgLsp.remote.url`)."""
     out = {}
-    for f in fields(Settings):
-        default = f.default
-        out[f"dgLsp.{f.name}"] = {"default": list(default) if isinstance(default, tuple) else default,
-                                  **({"enum": list(_CHOICES[f.name])} if f.name in _CHOICES else {}),
-                                  **({"minimum": _RANGES[f.name][0], "maximum": _RANGES[f.name][1]}
-                                     if f.name in _RANGES else {})}
+    entries = [(f.name, f.default) for f in fields(Settings) if f.name != "remote"]
+    entries += [(f"remote.{f.name}", f.default) for f in fields(RemoteSettings)]
+    for name, default in entries:
+        out[f"dgLsp.{name}"] = {"default": list(default) if isinstance(default, tuple) else default,
+                                **({"enum": list(_CHOICES[name])} if name in _CHOICES else {}),
+                                **({"minimum": _RANGES[name][0], "maximum": _RANGES[name][1]}
+                                   if name in _RANGES else {})}
     return out

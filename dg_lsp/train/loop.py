@@ -140,6 +140,25 @@ class Trainer:
         self.restore_progress(meta)
         self.restart_step = self.step
 
+    def continue_from_model(self, model_dir: Path) -> None:
+        """Start a new run from a model directory's weights (the shipped default, say): its
+        `training-log.json`, when present, carries the step count, clock and history on, so
+        the card counts all the compute. Fresh optimizer moments, so the rate warms up again;
+        the samplers are reseeded from that step so the data order does not repeat the first run's."""
+        self.resume_from_export(model_dir, {"step": 0, "history": [],
+                                            "generator_state": self.generator.get_state().tolist(),
+                                            "sampler_state": self.train_batches.rng.getstate()})
+        log_path = Path(model_dir) / "training-log.json"
+        if log_path.is_file():
+            earlier = json.loads(log_path.read_text())
+            self.step, self.history = int(earlier.get("step", 0)), list(earlier.get("history", []))
+            self.train_seconds = float(earlier.get("train_seconds", earlier.get("train_minutes", 0.0) * 60))
+        self.restart_step = self.step
+        self.train_batches.rng.seed(self.settings.seed + self.step)
+        self.train_windows.rng.seed(self.settings.seed + self.step)
+        self.generator.manual_seed(self.settings.seed + self.step)
+        print(f"continuing from {model_dir} at step {self.step} ({self.train_seconds / 60:.0f} minutes of training)")
+
     def save(self) -> None:
         """A full checkpoint (fp32 weights and optimizer state) in `out`."""
         save_file({k: v.detach().contiguous() for k, v in self.model.state_dict().items()},
@@ -220,8 +239,11 @@ class Trainer:
         return {"heldout_ar": sums[0] / batches, "heldout_diffusion": sums[1] / batches}
 
     def export(self, out_dir: Path) -> Path:
-        card = model_card(self)
-        return export_model(self.model, self.config, self.tokenizer_path, out_dir, extra_files={"README.md": card},
+        # The training log travels with the model, so `--init-from` can carry its compute on.
+        training_log = {"settings": asdict(self.settings), "history": self.history, "step": self.step,
+                        "train_minutes": round(self.train_seconds / 60, 2), "train_seconds": self.train_seconds}
+        extra = {"README.md": model_card(self), "training-log.json": json.dumps(training_log, indent=1)}
+        return export_model(self.model, self.config, self.tokenizer_path, out_dir, extra_files=extra,
                             context_tokens=self.settings.prompt_len)
 
 
@@ -263,7 +285,9 @@ def run(args: argparse.Namespace) -> int:
                              objective=args.objective)
     random.seed(settings.seed)
     trainer = Trainer(args.corpus, args.tokenizer, args.out, settings)
-    if args.rewarm and trainer.step:
+    if args.init_from is not None and not trainer.step:  # a resumed run folder wins over --init-from
+        trainer.continue_from_model(args.init_from)
+    elif args.rewarm and trainer.step:
         trainer.restart_step = trainer.step  # new settings on old moments: no jump to the new rate
     trainer.train()
     if args.export:

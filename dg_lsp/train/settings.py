@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="count the denoising loss on re-noised positions only")
     parser.add_argument("--rewarm", action="store_true",
                         help="when resuming with changed settings: warm the learning rate up again from here")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="a model directory (the shipped default, say) whose weights a new run starts from")
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--max-train-tokens", type=int, default=defaults.max_train_tokens)

@@ -26,6 +26,12 @@ local ok, err = pcall(config.resolve, { settings = { noSuchSetting = 1 } })
 out.unknown_setting = ok and vim.NIL or tostring(err)
 ok, err = pcall(config.resolve, { settings = { steps = 'many' } })
 out.bad_type = ok and vim.NIL or tostring(err)
+ok, err = pcall(config.resolve, { settings = { remote = { apiKey = 'sk-1' } } })
+out.unknown_remote_setting = ok and vim.NIL or tostring(err)
+ok, err = pcall(config.resolve, { settings = { remote = { timeoutMs = '5s' } } })
+out.bad_remote_type = ok and vim.NIL or tostring(err)
+local remote = config.resolve({ settings = { engine = 'remote', remote = { url = 'http://gpu-box:8000', family = 'qwen' } } })
+out.resolved_remote = { engine = remote.settings.engine, remote = remote.settings.remote }
 local resolved = config.resolve({ settings = { enabledLanguages = { 'python' }, steps = 4 } })
 out.resolved = { enabledLanguages = resolved.settings.enabledLanguages, steps = resolved.settings.steps,
                  device = resolved.settings.device }

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,22 @@ def unit():
 
 
 def test_setup_settings_mirror_the_server_schema(unit):
-    assert unit["server_settings"] == {key.removeprefix("dgLsp."): spec["default"] for key, spec in schema().items()}
+    expected: dict = {}
+    for key, spec in schema().items():  # dotted names (dgLsp.remote.url) are nested tables in setup()
+        *tables, name = key.removeprefix("dgLsp.").split(".")
+        table = expected
+        for part in tables:
+            table = table.setdefault(part, {})
+        table[name] = spec["default"]
+    assert unit["server_settings"] == expected
+
+
+def test_setup_checks_the_remote_table_key_by_key(unit):
+    assert 'unknown setting "remote.apiKey"' in unit["unknown_remote_setting"]
+    assert "settings.remote.timeoutMs: expected number, got string" in unit["bad_remote_type"]
+    resolved = unit["resolved_remote"]
+    assert resolved["engine"] == "remote" and resolved["remote"]["url"] == "http://gpu-box:8000"
+    assert resolved["remote"]["kind"] == "openai" and resolved["remote"]["timeoutMs"] == 5000  # defaults merged
 
 
 def test_setup_checks_setting_names_and_types(unit):
@@ -151,3 +167,41 @@ def test_partial_accepts(unit):
         assert "".join(parts) == text and all(p.count("\n") <= 1 for p in parts)
     assert unit["line"][3][1] == ["abc\n", "def"]
     assert unit["remaining"] == ["lo world", None, ""]
+
+
+# A real file with a repeated pattern, as code has: the default model's server shows what
+# followed the same lines earlier in the file (a trusted prompt-lookup draft) at the cursor.
+CONFIG_PY = '''"""Reading the project's configuration files."""
+
+import json
+
+
+def load_config(path):
+    """The configuration at `path`, as a dictionary."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    return data
+
+
+def load_settings(path):
+    """The user's settings at `path`, as a dictionary."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+'''
+
+
+def test_the_default_model_shows_ghost_text_after_return_and_tab_accepts_it(tmp_path):
+    """The shipped default model (not the fake one) with the server's default settings."""
+    from dg_lsp.server.model_host import DEFAULT_MODEL_DIR
+
+    assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), "the default model ships with the package"
+    (tmp_path / "config.py").write_text(CONFIG_PY)
+    setup = {"cmd": [sys.executable, "-m", "dg_lsp", "serve", "--device", "cpu"], "ghost_text": {"backend": "extmark"}}
+    out = run_lua("nvim_default_model.lua", timeout=180, env={
+        "DG_WORKDIR": str(tmp_path), "DG_PLUGIN": str(PLUGIN), "DG_SETUP": json.dumps(setup)})
+    assert "fatal" not in out, out
+    assert out["ready"]["model"].endswith("default"), out["ready"]
+    assert out["typed"] == "    return "
+    assert out["ghost"] == "data"
+    assert out["accepted"] == "    return data"
+    assert out["lines"][-1] == "    return data" and out["lines"][:-1] == CONFIG_PY.rstrip("\n").split("\n")

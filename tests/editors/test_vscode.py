@@ -90,7 +90,9 @@ def test_jsonrpc_client_initializes_with_the_extensions_settings(driven):
     assert "inlineCompletionProvider" in caps
     assert set(caps["executeCommandProvider"]["commands"]) == {"dg.rewriteSelection", "dg.fillDocstring", "dg.generateTest"}
     sent = driven["initializationOptions"]["dgLsp"]
-    assert set(sent) == {k.removeprefix("dgLsp.") for k in schema()} and sent["steps"] == FAST_SETTINGS["steps"]
+    # Dotted names (dgLsp.remote.url) arrive as a nested table, as the server reads them.
+    assert set(sent) == {k.removeprefix("dgLsp.").split(".")[0] for k in schema()} and sent["steps"] == FAST_SETTINGS["steps"]
+    assert set(sent["remote"]) == {k.removeprefix("dgLsp.remote.") for k in schema() if k.startswith("dgLsp.remote.")}
     # Every setting the extension sends is one the server knows and accepts.
     assert not [m for m in driven["logs"] if "dgLsp" in m["message"]], driven["logs"]
     assert driven["exitCode"] == 0

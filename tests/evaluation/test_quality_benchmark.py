@@ -22,11 +22,11 @@ def quality():
         sys.modules.pop(spec.name, None)
 
 
-def test_postprocessing_is_minimal(quality):
-    assert quality.first_line_with_break("    return x\n    more\n") == "    return x\n"
-    assert quality.first_line_with_break("    return x") == "    return x\n"
-    assert quality.first_line("x = 1\ny = 2") == "x = 1"
-    assert quality.as_is("a\nb") == "a\nb"
+def test_a_line_hole_is_right_only_when_shown_text_starts_its_true_rest(quality):
+    assert quality.score_line([], "return x") == (False, False, 0)
+    assert quality.score_line(["return"], "return x") == (True, True, 6)
+    assert quality.score_line(["return y"], "return x") == (True, False, 0)
+    assert quality.score_line(["  "], "return x") == (True, False, 0)
 
 
 def test_a_missing_model_is_a_clear_error(quality, tmp_path, capsys):
@@ -40,15 +40,15 @@ def test_a_small_run_writes_a_record(quality, dense_dir, tmp_path, capsys):
     corpus = tmp_path / "heldout.jsonl"
     corpus.write_text(json.dumps({"text": "def f(x):\n    return x * 2 + 1\n", "language": "python", "path": "f.py"}) + "\n")
     record = quality.main(["--model", str(dense_dir), "--limit", "2", "--sets", "single-line,heldout",
-                           "--heldout", str(corpus), "--steps", "2", "--canvas-single", "16", "--warmup", "0",
+                           "--heldout", str(corpus), "--steps", "2", "--auto-steps", "2", "--warmup", "0",
                            "--out", str(tmp_path / "results")])
     single = record["results"]["single-line"]
     assert single["diffusion"]["n"] == single["autoregressive"]["n"] == 2
-    assert single["diffusion"]["tokens"] <= 2 * 16 and single["autoregressive"]["tokens"] <= 2 * 16
-    assert set(single["comparison"]) == {"quality_gap_points", "relative_quality_gap", "speed_ratio_tokens_per_s",
-                                         "latency_ratio"}
-    assert record["results"]["heldout"]["diffusion"]["n"] == 1
-    assert record["model"]["parameters"] > 0 and record["settings"]["steps"] == 2
+    assert 0.0 <= single["diffusion"]["answered_share"] <= 1.0 and single["autoregressive"]["ms_per_request_median"] > 0
+    assert set(single["comparison"]) == {"quality_gap_points", "latency_ratio"}
+    held = record["results"]["heldout"]["diffusion"]
+    assert held["n"] == 1 and held["right_share_of_requests"] <= held["answered_share"]
+    assert record["model"]["parameters"] > 0 and record["settings"]["humaneval_request"]["steps"] == 2
     [written] = (tmp_path / "results").glob("quality-cpu-*.json")
     assert json.loads(written.read_text())["results"] == json.loads(json.dumps(record["results"]))
     out = capsys.readouterr().out

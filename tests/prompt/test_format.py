@@ -90,3 +90,17 @@ def test_a_bad_trained_context_is_a_clear_error(tmp_path, dense_dir, value):
     (model / "dg_lsp.json").write_text(json.dumps({"context_tokens": value}))
     with pytest.raises(ModelLoadError, match="context_tokens"):
         Engine(load_model(model, progress=False))
+
+
+def test_deepseek_coders_fim_tokens_with_full_width_bars_give_a_fim_prompt(tmp_path, dense_dir):
+    """DeepSeek-Coder spells its markers with U+FF5C (｜) and U+2581 (▁), not ASCII bars."""
+    from tokenizers import Tokenizer
+
+    model = shutil.copytree(dense_dir, tmp_path / "m")
+    build_tokenizer(model / "tokenizer.json", with_fim=False)
+    tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))
+    markers = ["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"]
+    tokenizer.add_special_tokens(markers)
+    tokenizer.save(str(model / "tokenizer.json"))
+    fmt = fmt_for(model)
+    assert fmt.kind == "fim" and fmt.fim_ids == tuple(tokenizer.token_to_id(m) for m in markers)

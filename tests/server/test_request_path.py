@@ -145,3 +145,23 @@ def test_only_confident_tokens_are_shown(spm_dir):
     assert complete(False, 0.999999).texts == []
     # ... except when the user asks (invoked): the whole candidates come after the (empty) confident ones.
     assert complete(True, 0.999999).texts
+
+
+def test_a_trusted_draft_from_the_open_documents_is_shown_and_keys_the_cache(spm_dir):
+    """A random model is never confident, but a long match in another open document is evidence
+    of its own: its continuation is shown (and is part of the completion cache key)."""
+    engine = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    session = Session(engine)
+    session.settings = Settings(steps=1, minConfidence=0.999999)
+    pattern = "def load(path):\n    with open(path) as handle:\n        data = json.load(handle)\n    return "
+    session.open("file:///a.py", "import json\n\n\n" + pattern + "\n")
+    assert session.complete("file:///a.py").texts == []  # no draft: the only match is the cursor itself
+    session.open("file:///b.py", pattern + "data\n")
+    session.type("file:///a.py", "")
+    result = session.complete("file:///a.py")
+    assert result.source == "model" and result.texts == ["data"]
+    session.documents.close("file:///b.py")
+    assert session.complete("file:///a.py").texts == []  # a new draft (none): not the cached answer
+    session.service.use_drafts = False
+    session.open("file:///b.py", pattern + "data\n")
+    assert session.complete("file:///a.py").texts == []

@@ -1,7 +1,7 @@
 """Settings parsing and the completion cache, without a server."""
 
 from dg_lsp.server.completion_cache import CompletionCache
-from dg_lsp.server.settings import Settings, schema, update_settings
+from dg_lsp.server.settings import RemoteSettings, Settings, schema, update_settings
 
 
 def test_settings_accept_the_dglsp_table_and_warn_about_the_rest():
@@ -26,7 +26,28 @@ def test_schema_lists_every_setting_with_its_default():
     described = schema()
     assert described["dgLsp.steps"]["default"] == 4
     assert described["dgLsp.device"]["enum"] == ["auto", "cpu", "cuda"]
-    assert set(described) == {f"dgLsp.{name}" for name in Settings.__dataclass_fields__}
+    nested = {f"dgLsp.remote.{name}" for name in RemoteSettings.__dataclass_fields__}
+    assert set(described) == {f"dgLsp.{name}" for name in Settings.__dataclass_fields__ if name != "remote"} | nested
+    assert described["dgLsp.engine"] == {"default": "local", "enum": ["local", "remote"]}
+    assert described["dgLsp.remote.kind"]["enum"] == ["openai", "openai-suffix", "llamacpp-infill"]
+
+
+def test_the_remote_table_is_checked_key_by_key():
+    settings, warnings = update_settings(Settings(), {"dgLsp": {"engine": "remote", "remote": {
+        "url": "http://gpu-box:8000", "kind": "llamacpp-infill", "family": "llama", "timeoutMs": 10,
+        "apiKey": "sk-secret", "apiKeyEnv": "TEAM_KEY"}}})
+    assert settings.engine == "remote" and settings.remote.url == "http://gpu-box:8000"
+    assert settings.remote.kind == "llamacpp-infill" and settings.remote.apiKeyEnv == "TEAM_KEY"
+    assert settings.remote.family == "" and settings.remote.timeoutMs == 5000  # bad values keep the old ones
+    assert any("dgLsp.remote.family" in w for w in warnings) and any("dgLsp.remote.timeoutMs" in w for w in warnings)
+    assert any("dgLsp.remote.apiKey " in w and "environment variable" in w for w in warnings)
+    assert not any("sk-secret" in w for w in warnings)  # a key put in settings is never echoed
+    # A later change of one key keeps the others; nonsense keeps the table.
+    later, _ = update_settings(settings, {"remote": {"model": "qwen2.5-coder"}})
+    assert later.remote.url == "http://gpu-box:8000" and later.remote.model == "qwen2.5-coder"
+    for raw in ("http://x", [1], {"url": "gpu-box:8000"}, {"apiKeyEnv": "sk-abc-123"}, {"timeoutMs": "5s"}):
+        kept, warnings = update_settings(later, {"remote": raw})
+        assert kept == later and warnings
 
 
 def _plan(**changes):

@@ -160,3 +160,24 @@ def test_next_token_pretraining_then_fim_resumes_in_the_same_run(corpus, tmp_pat
     stage2 = second.history[-1]
     assert stage2["objective"] == "fim" and stage2["train_diffusion"] > 0
     assert stage2["heldout_diffusion"] < second.history[3]["heldout_diffusion"] + 1.0  # trained, not wrecked
+
+
+def test_a_new_run_continues_from_an_exported_model(corpus, tmp_path):
+    """`--init-from`: the new run starts from the export's weights, carries its step count,
+    clock and history on (the card counts all the compute), and warms the rate up again."""
+    first = Trainer(corpus, corpus / "tokenizer.json", tmp_path / "run-1", settings(steps=20))
+    first.train(progress=False)
+    model_dir = first.export(tmp_path / "model")
+    log = json.loads((model_dir / "training-log.json").read_text())
+    assert log["step"] == 20 and len(log["history"]) == 2
+
+    second = Trainer(corpus, corpus / "tokenizer.json", tmp_path / "run-2", settings(steps=30))
+    fresh_loss = second.evaluate()["heldout_diffusion"]
+    second.continue_from_model(model_dir)
+    assert second.step == 20 and second.restart_step == 20 and second.history == first.history
+    assert second.train_seconds == pytest.approx(first.train_seconds, abs=0.01)
+    continued_loss = second.evaluate()["heldout_diffusion"]
+    assert continued_loss == pytest.approx(first.evaluate()["heldout_diffusion"], abs=0.05)  # bf16 round trip
+    assert continued_loss < fresh_loss - 0.3
+    second.train(progress=False)
+    assert second.step == 30 and second.history[-1]["step"] == 30

@@ -29,6 +29,21 @@ test('a failed model turns the item red; an unreachable server shows off', async
   down.dispose();
 });
 
+test('an unreachable remote server shows with a warning until it answers again', async () => {
+  const states: DgStatus['state'][] = ['unreachable', 'ready'];
+  let calls = 0;
+  const bar = new StatusBar({ status: async () => ({ ...base, state: states[Math.min(calls++, 1)],
+    error: 'cannot connect to http://gpu-box:8000' }) }, 5);
+  await bar.refresh();
+  assert.equal(bar.item.text, '$(cloud-offline) dg: unreachable');
+  assert.equal((bar.item.backgroundColor as { id: string }).id, 'statusBarItem.warningBackground');
+  assert.match(String(bar.item.tooltip), /cannot connect/);
+  await sleep(100);
+  assert.equal(bar.item.text, '$(sparkle) dg: ready 42 ms');
+  assert.equal(bar.item.backgroundColor, undefined);
+  bar.dispose();
+});
+
 test('while the model loads the item polls until it is ready', async () => {
   const states: DgStatus['state'][] = ['loading', 'loading', 'ready'];
   let calls = 0;

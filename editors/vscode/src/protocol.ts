@@ -25,7 +25,7 @@ export function positionArguments(uri: string, position: LspPosition): unknown[]
 /** The reply of the server's custom `dg/status` request. */
 export interface DgStatus {
   version: string;
-  state: 'idle' | 'loading' | 'ready' | 'failed';
+  state: 'idle' | 'loading' | 'ready' | 'failed' | 'unreachable'; // unreachable: the remote engine's server
   error: string;
   model: string;
   device: string;
@@ -41,6 +41,7 @@ const ICONS: Record<DgStatus['state'], string> = {
   loading: '$(loading~spin)',
   ready: '$(sparkle)',
   failed: '$(error)',
+  unreachable: '$(cloud-offline)',
 };
 
 /** Status bar text: the model state, then the last completion's latency once there is one. */

@@ -11,7 +11,7 @@ const CLIENT_PREFIX = `${SECTION}.client.`;
 
 const declared = packageJson.contributes.configuration.properties as Record<string, { default: unknown }>;
 
-/** Names of the server's settings, without the `dgLsp.` prefix. */
+/** Names of the server's settings, without the `dgLsp.` prefix; a nested table's are dotted (`remote.url`). */
 export const SERVER_KEYS: string[] = Object.keys(declared)
   .filter((key) => !key.startsWith(CLIENT_PREFIX))
   .map((key) => key.slice(SECTION.length + 1));
@@ -20,11 +20,17 @@ export interface ConfigReader {
   get<T>(key: string, defaultValue?: T): T | undefined;
 }
 
-/** The `dgLsp` table for initializationOptions and didChangeConfiguration. */
+/** The `dgLsp` table for initializationOptions and didChangeConfiguration; dotted names become
+ * nested tables (`remote.url` -> `{remote: {url}}`), as the server reads them. */
 export function serverSettings(config: ConfigReader): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of SERVER_KEYS) {
-    out[key] = config.get(key);
+    const path = key.split('.');
+    let table = out;
+    for (const part of path.slice(0, -1)) {
+      table = (table[part] ??= {}) as Record<string, unknown>;
+    }
+    table[path[path.length - 1]] = config.get(key);
   }
   return out;
 }

@@ -21,7 +21,9 @@ export class StatusBar implements vscode.Disposable {
   show(status: DgStatus | undefined): void {
     this.item.text = statusText(status);
     this.item.tooltip = statusTooltip(status);
-    this.item.backgroundColor = status?.state === 'failed' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    const background = { failed: 'statusBarItem.errorBackground', unreachable: 'statusBarItem.warningBackground' };
+    const color = status ? background[status.state as keyof typeof background] : undefined;
+    this.item.backgroundColor = color ? new vscode.ThemeColor(color) : undefined;
   }
 
   /** Ask the server now; keep polling while the model is loading. */
@@ -33,7 +35,8 @@ export class StatusBar implements vscode.Disposable {
       status = undefined; // a stopped or restarting server
     }
     this.show(status);
-    if (status?.state === 'loading' || status?.state === 'idle') {
+    // Poll while the model loads, and while a remote server is unreachable (completions resume on their own).
+    if (status?.state === 'loading' || status?.state === 'idle' || status?.state === 'unreachable') {
       this.refreshLater(this.pollMs);
     }
     return status;

@@ -17,6 +17,7 @@ M.server_settings = {
   device = 'auto',
   quantization = 'none',
   maxCanvas = 128,
+  autoMaxCanvas = 32,
   steps = 4,
   invokedSteps = 32,
   candidates = 3,
@@ -26,6 +27,16 @@ M.server_settings = {
   },
   seed = 0,
   minConfidence = 0.99,
+  engine = 'local', -- 'remote': model calls go to the server in `remote` (vLLM, llama.cpp, Ollama...)
+  remote = {
+    url = '', -- e.g. 'http://gpu-box:8000'; dg-lsp appends /v1/completions or /infill
+    kind = 'openai', -- 'openai' (prompt rendered by dg-lsp), 'openai-suffix' or 'llamacpp-infill'
+    model = '',
+    family = '', -- 'qwen', 'starcoder', 'codellama', 'deepseek' or 'diffusiongemma'
+    tokenizer = '', -- or a local directory with the model's tokenizer files
+    apiKeyEnv = '', -- name of the environment variable holding the key (never the key itself)
+    timeoutMs = 5000,
+  },
 }
 
 M.defaults = {
@@ -50,13 +61,17 @@ M.defaults = {
   settings = M.server_settings,
 }
 
-local function check_settings(settings)
+-- Names and types against the defaults; a nested table (`remote`) is checked key by key.
+local function check_settings(settings, defaults, path)
   for key, value in pairs(settings) do
-    local default = M.server_settings[key]
+    local default = defaults[key]
     if default == nil then
-      error(('dg_lsp: unknown setting %q (see dgLsp.* in the README)'):format(key))
+      error(('dg_lsp: unknown setting %q (see dgLsp.* in the README)'):format(path .. key))
     end
-    validate('settings.' .. key, value, type(default))
+    validate('settings.' .. path .. key, value, type(default))
+    if type(default) == 'table' and not vim.islist(default) then
+      check_settings(value, default, path .. key .. '.')
+    end
   end
 end
 
@@ -78,7 +93,7 @@ function M.resolve(opts)
   validate('ghost_text.backend', cfg.ghost_text.backend, function(v)
     return v == 'auto' or v == 'native' or v == 'extmark'
   end, "'auto', 'native' or 'extmark'")
-  check_settings(cfg.settings)
+  check_settings(cfg.settings, M.server_settings, '')
   return cfg
 end
 

@@ -27,7 +27,12 @@ local function check_model(client)
   if s.state == 'ready' then
     health.ok(('model ready: %s on %s'):format(model, s.device))
   elseif s.state == 'failed' then
-    health.error('model failed to load: ' .. (s.error or ''), { 'set settings.modelPath to a model directory' })
+    local advice = s.engine == 'remote' and 'check settings.remote (url, kind, family or tokenizer, apiKeyEnv)'
+      or 'set settings.modelPath to a model directory'
+    health.error('model failed to load: ' .. (s.error or ''), { advice })
+  elseif s.state == 'unreachable' then
+    health.warn('remote server unreachable: ' .. (s.error or ''),
+      { 'completions resume by themselves once the server answers', 'check settings.remote.url' })
   else
     health.warn(('model %s: %s'):format(s.state, model))
   end
