@@ -4,9 +4,10 @@ The situation of a user who moves to another place in a real file and opens a bl
 cursor sits on a new, indented line after a `def`/`if`/`for`/... line, and nothing of this
 prompt is in the prompt cache. Each trial is one automatic request through the server's own
 path (`CompletionService.complete`: planner, prompt builder, engine on the model thread, gate,
-post-processing; the server's default settings), with the prompt cache cleared first, at one
-of `--trials` block openers spread over the file (default: the standard library's
-`_pydecimal.py`).
+post-processing; the server's default settings) on the file held open in the server's document
+store: a new indented line is opened after one of `--trials` block openers spread over the
+file (default: the standard library's `_pydecimal.py`) with an incremental change, the prompt
+cache is cleared, the completion is asked for at the line's end, and the line is taken out again.
 
 Both decodings of the same weights answer each position, taking turns (the order swapped
 every trial): block diffusion (`Engine`) and greedy autoregressive decoding through the
@@ -28,9 +29,11 @@ import os
 import re
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import torch
+from lsprotocol import types
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -48,19 +51,47 @@ DEFAULT_FILE = Path(sysconfig.get_paths()["stdlib"]) / "_pydecimal.py"
 OPENER = re.compile(r"^( *)(def |if |for |while |with |elif |else:|try:|class ).*:\n", re.M)
 
 
-def opener_positions(text: str, trials: int) -> list[tuple[str, int]]:
-    """`trials` buffers, each with a new indented line opened after a block opener (spread evenly
-    over the file), and the cursor's offset at the end of its indentation."""
+def opener_lines(text: str, trials: int) -> list[tuple[int, str]]:
+    """`trials` block openers spread evenly over the file: (0-based line number, the indentation
+    of the line a user opens after it)."""
     openers = list(OPENER.finditer(text))
     if not openers:
         raise SystemExit("the file has no block opener")
     step = max(1, len(openers) // trials)
-    buffers = []
-    for match in openers[::step][:trials]:
-        indent = match.group(1) + "    "
-        buffer = text[: match.end()] + indent + "\n" + text[match.end():]
-        buffers.append((buffer, match.end() + len(indent)))
-    return buffers
+    return [(text.count("\n", 0, m.start()), m.group(1) + "    ") for m in openers[::step][:trials]]
+
+
+class OneBuffer:
+    """The file open once in the server's document store, as an editor holds it; each trial
+    opens a new indented line after an opener (an incremental change), asks for the completion
+    there, and takes the line out again."""
+
+    def __init__(self, path: ThroughServer, text: str, uri: str):
+        self.path, self.uri, self.version = path, uri, 1
+        self.doc = path.documents.open(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text))
+        self.doc.parsed_tree()
+
+    def _change(self, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        self.version += 1
+        change = types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(*start), types.Position(*end)), text=text)
+        self.path.documents.change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
+            content_changes=[change]))
+
+    def complete_after(self, line: int, indent: str, settings: Settings) -> tuple[float, bool]:
+        end_of_opener = (line, len(self.doc.line_text(line)))
+        self._change(end_of_opener, end_of_opener, "\n" + indent)
+        self.path.engine.prompt_cache.clear()  # a new position: nothing of this prompt is cached
+        self.path.service.cache.clear()
+        start = time.perf_counter()
+        result = self.path.loop.run_until_complete(
+            self.path.service.complete(self.uri, types.Position(line + 1, len(indent)), False, settings))
+        elapsed_ms = (time.perf_counter() - start) * 1e3
+        if result.source != "model":
+            raise RuntimeError(f"the server gave no model answer: {result.source}")
+        self._change(end_of_opener, (line + 1, len(indent)), "")
+        return elapsed_ms, bool(result.texts)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -77,30 +108,33 @@ def main(argv: list[str] | None = None) -> dict:
     loop = asyncio.new_event_loop()
     paths = [ThroughServer("diffusion", engine, loop), ThroughServer("autoregressive", AutoregressiveEngine(engine), loop)]
     settings = Settings()
-    buffers = opener_positions(args.file.read_text(encoding="utf-8"), args.trials)
+    text = args.file.read_text(encoding="utf-8")
+    openers = opener_lines(text, args.trials)
+    buffers = {path.name: OneBuffer(path, text, f"file:///bench/{path.name}/{args.file.name}") for path in paths}
     for path in paths:
-        for buffer, offset in buffers[: args.warmup]:
-            path.complete(buffer, offset, "python", invoked=False, settings=settings)
+        for line, indent in openers[: args.warmup]:
+            buffers[path.name].complete_after(line, indent, settings)
     times = {path.name: [] for path in paths}
     answered = {path.name: 0 for path in paths}
-    for i, (buffer, offset) in enumerate(buffers):
+    for i, (line, indent) in enumerate(openers):
         for path in paths if i % 2 == 0 else paths[::-1]:
-            answer = path.complete(buffer, offset, "python", invoked=False, settings=settings)
-            times[path.name].append(answer.total_ms)
-            answered[path.name] += bool(answer.texts)
+            elapsed_ms, shown = buffers[path.name].complete_after(line, indent, settings)
+            times[path.name].append(elapsed_ms)
+            answered[path.name] += shown
     loop.close()
-    results = {name: {**latency_stats(ms), "answered_share": answered[name] / len(buffers)} for name, ms in times.items()}
+    results = {name: {**latency_stats(ms), "answered_share": answered[name] / len(openers)} for name, ms in times.items()}
     ratio = results["autoregressive"]["p50_ms"] / results["diffusion"]["p50_ms"]
     record = {
         **record_header(BENCHMARK, started, device_description(torch.device("cpu"))),
         "model": str(args.model),
-        "settings": {"file": str(args.file), "trials": len(buffers), "warmup": args.warmup,
+        "settings": {"file": str(args.file), "trials": len(openers), "warmup": args.warmup,
                      "steps": settings.steps, "max_canvas": settings.maxCanvas, "min_confidence": settings.minConfidence,
                      "torch_threads": torch.get_num_threads(),
-                     "path": "CompletionService.complete, automatic trigger, prompt cache cleared before each request"},
+                     "path": "the file open once; per trial a new indented line after an opener (didChange), "
+                             "CompletionService.complete there (automatic trigger, prompt cache cleared), the line removed"},
         "results": {**results, "latency_ratio_autoregressive_over_diffusion": ratio},
     }
-    print(f"{len(buffers)} new positions after block openers in {args.file.name}, cold prompt cache, "
+    print(f"{len(openers)} new positions after block openers in {args.file.name}, cold prompt cache, "
           f"{settings.steps} steps at most")
     print(f"{'decoding':>15} {'p50 ms':>8} {'p95 ms':>8} {'answered':>9}")
     for name, r in results.items():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_suite.sh"
-ORDER = ["environment", "gpu-tests", "end-to-end-fp8", "end-to-end-int4", "kernel-benchmarks", "end-to-end-bf16",
+ORDER = ["environment", "gpu-tests", "end-to-end-fp8", "end-to-end-int4", "kernel-benchmarks", "dream-family", "end-to-end-bf16",
          "end-to-end-int8", "transformers-reference"]
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
