@@ -54,6 +54,10 @@ OPEN_DCODER = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, n
                    num_attention_heads=14, num_key_value_heads=2, head_dim=64, rope_theta=1_000_000.0,
                    rms_norm_eps=1e-6, tie_word_embeddings=True, mask_token_id=151666, pad_token_id=151643,
                    bos_token_id=151643, eos_token_id=151643, max_position_embeddings=32768)
+# Qwen2.5-7B's geometry, which Dream-v0 / Dream-Coder-v0 / DiffuCoder-7B keep (GPU runs).
+DREAM_7B = dict(OPEN_DCODER, vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                num_attention_heads=28, num_key_value_heads=4, head_dim=128, tie_word_embeddings=False)
+GEOMETRIES = {"open-dcoder-0.5b": OPEN_DCODER, "dream-7b": DREAM_7B}
 MODES = ("none", "dual", "dual/8", "memo", "dual+memo", "reuse", "dual+reuse")
 CHECKED = ("none", "dual", "dual+memo")  # run end to end by default (the first gap and budget)
 TYPED = 3  # tokens typed between the two requests of the "reuse" modes
@@ -239,7 +243,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
-    parser.add_argument("--layers", type=int, default=OPEN_DCODER["num_hidden_layers"],
+    parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default="open-dcoder-0.5b",
+                        help="dream-7b (Dream-Coder / DiffuCoder) needs a GPU: ~15 GB in bf16")
+    parser.add_argument("--layers", type=int, default=None,
                         help="fewer layers for a quick smoke run (the record says so)")
     parser.add_argument("--end-to-end", action="store_true", help="run every completion for real")
     parser.add_argument("--agreement-prompts", type=int, default=8)
@@ -249,7 +255,8 @@ def main() -> None:
     started = dt.datetime.now(dt.timezone.utc)
     canvases = [int(c) for c in args.canvases.split(",")]
     step_budgets = [int(s) for s in args.steps.split(",")]
-    geometry = dict(OPEN_DCODER, num_hidden_layers=args.layers)
+    base = GEOMETRIES[args.geometry]
+    geometry = dict(base, num_hidden_layers=args.layers or base["num_hidden_layers"])
 
     model = random_model(geometry, args.device, DTYPES[args.dtype])
     cfg = model.config

@@ -7,7 +7,7 @@
 # Steps: the environment and versions; the GPU tests (tests/kernels and tests/quant, compiled,
 # the compile check included); end to end on the 26B-A4B geometry at 16 and 48 steps with the
 # autoregressive baselines, fp8 then int4; the kernel benchmarks; the Dream family's quantized
-# kernels and cache benchmark (Open-dCoder geometry, bf16); end to end bf16; int8;
+# kernels and cache benchmark (Open-dCoder and 7B geometries, bf16); end to end bf16; int8;
 # transformers' reference last. Each step has its own time limit, cut to what is left of
 # SECONDS; a step that would get less than its minimum is skipped. A time limit sends SIGINT
 # first: the benchmarks write their record after every format or case, so a cut step keeps
@@ -67,8 +67,9 @@ step gpu-tests 300 60 "DG_LSP_COMPILE_JOBS=\$(nproc) $py -m pytest -q -p no:cach
 step end-to-end-fp8 200 60 "$e2e --formats fp8 --no-reference"
 step end-to-end-int4 200 60 "$e2e --formats int4 --no-reference"
 step kernel-benchmarks 240 60 "$py benchmarks/kernels.py --out $records"
-step dream-family 180 40 "$py -m pytest -q -p no:cacheprovider --junitxml=$records/dream-tests.xml \
+step dream-family 240 40 "$py -m pytest -q -p no:cacheprovider --junitxml=$records/dream-tests.xml \
     tests/dream/test_dream_quantization.py && $py benchmarks/dream_cache.py --device cuda --dtype bf16 --end-to-end \
+    --out $records && $py benchmarks/dream_cache.py --device cuda --dtype bf16 --geometry dream-7b --steps 4,16 \
     --out $records"
 step end-to-end-bf16 180 60 "$e2e --formats bf16 --no-reference"
 step end-to-end-int8 180 60 "$e2e --formats int8 --no-reference"
