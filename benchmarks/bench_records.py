@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ def git_state() -> tuple[str, bool | None]:
         return commit, None
     changed = [line for line in status.splitlines() if not line[3:].startswith("benchmarks/results")]
     return commit, bool(changed)
+
+
+def package_version(name: str) -> str | None:
+    """An installed distribution's version (None when it is not installed), for the records."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def device_description(device: torch.device) -> dict[str, Any]:

@@ -92,7 +92,6 @@ import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import latency_stats, percentile, publish_record, record_header  # noqa: E402
+from bench_records import latency_stats, percentile, publish_record, record_header, package_version  # noqa: E402
 from lsp_wire import WireClient  # noqa: E402
 from bench_records import device_description as describe_device  # noqa: E402
 
@@ -803,12 +802,6 @@ def print_table(record: dict[str, Any]) -> None:
     print()
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
 
 # -- main --------------------------------------------------------------------------------------
 
@@ -934,9 +927,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # Other processes on the machine skew every figure: the load (1, 5, 15 min) around the run.
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
         "python": platform.python_version(),
-        "pygls": _version("pygls"),
-        "lsprotocol": _version("lsprotocol"),
-        "tree_sitter": _version("tree-sitter"),
+        "pygls": package_version("pygls"),
+        "lsprotocol": package_version("lsprotocol"),
+        "tree_sitter": package_version("tree-sitter"),
         "model": model,
         "file": {"path": str(path), "lines": line_count, "chars": len(text), "bytes": len(text.encode("utf-8")),
                  "language": language, "cut_parses_as_python": cut_parses if language == "python" else None,

@@ -62,14 +62,13 @@ import time
 import urllib.parse
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_records import device_description, latency_stats, publish_record, record_header  # noqa: E402
+from bench_records import device_description, latency_stats, publish_record, record_header, package_version  # noqa: E402
 from keystrokes import DEFAULT_FILE, Keystroke, keystrokes, load_source, pick_function_body, position_at  # noqa: E402
 from lsp_wire import WireClient  # noqa: E402
 
@@ -275,7 +274,7 @@ def tiny_server(workdir: Path, which: str) -> Iterator[tuple[str, dict[str, Any]
         server_cm, described = start_llama_cpp_server(binary, gguf_path, workdir), f"llama.cpp {binary}, 1 thread"
     else:
         server_cm = start_llama_cpp_python_server(gguf_path, workdir)
-        described = f"llama-cpp-python {_version('llama-cpp-python')} (python -m llama_cpp.server, n_threads 1)"
+        described = f"llama-cpp-python {package_version('llama-cpp-python')} (python -m llama_cpp.server, n_threads 1)"
     with server_cm as server:
         yield server.url, {"source": "tiny random Qwen2 GGUF (tests/remote/tiny_gguf.py)", "random_weights": True,
                            "note": RANDOM_NOTE, "name": MODEL_ALIAS, "path": str(gguf_path),
@@ -398,12 +397,6 @@ def print_table(record: dict[str, Any]) -> None:
     print()
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -459,7 +452,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # and the server's run in turn, which a remote server on another machine would not.
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
         "python": platform.python_version(),
-        "httpx2": _version("httpx2"),
+        "httpx2": package_version("httpx2"),
         "model": model,
         "file": {"path": str(path), "lines": line_count, "region": region.name, "first_line": region.first_line,
                  "typed_chars": len(body)},

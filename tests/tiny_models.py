@@ -46,16 +46,21 @@ export interface Point { x: number; y: number }
 
 
 def build_tokenizer(path: Path, vocab_size: int = VOCAB, with_fim: bool = True) -> None:
+    specials = SPECIAL_TOKENS if with_fim else [t for t in SPECIAL_TOKENS if "fim" not in t]
+    train_bpe_tokenizer(path, specials, SAMPLE_CODE, vocab_size)
+
+
+def train_bpe_tokenizer(path: Path, special_tokens: list[str], sample: str, vocab_size: int = VOCAB) -> None:
+    """A byte-level BPE tokenizer trained on `sample`, the special tokens first (ids 0, 1, ...)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    specials = SPECIAL_TOKENS if with_fim else [t for t in SPECIAL_TOKENS if "fim" not in t]
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tokenizer.train_from_iterator([SAMPLE_CODE] * 20, trainer=trainer)
+    tokenizer.train_from_iterator([sample] * 20, trainer=trainer)
     tokenizer.save(str(path))
 
 

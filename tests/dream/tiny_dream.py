@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from ..tiny_models import train_bpe_tokenizer
+
 VOCAB = 512
 PAD, BOS, MASK, EXPAND = "<|endoftext|>", "<|beginoftext|>", "<|mask|>", "<|expand|>"
 VARIANTS = ("dream", "dreamon", "open_dcoder")
@@ -62,15 +64,7 @@ def special_tokens(variant: str) -> list[str]:
 
 
 def build_tokenizer(path: Path, variant: str, vocab_size: int = VOCAB) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens(variant),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator([SAMPLE_CODE] * 20, trainer=trainer)
-    tokenizer.save(str(path))
+    train_bpe_tokenizer(path, special_tokens(variant), SAMPLE_CODE, vocab_size)
 
 
 def build_tiny_dream(
