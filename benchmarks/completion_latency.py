@@ -17,7 +17,7 @@ to benchmarks/results/completion-latency-<device>-<date>.json. Target (issue 4):
 100 ms on a 2-core CPU for the default model.
 
     python benchmarks/completion_latency.py
-    python benchmarks/completion_latency.py --model ~/models/dg --steps 4,12 --trials 40
+    python benchmarks/completion_latency.py --model ~/models/dg --steps 1,4,12 --trials 40
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--device", default="cpu")
     p.add_argument("--prompt-tokens", type=int, default=1024)
-    p.add_argument("--steps", default="4,12", help="comma-separated denoising step limits (default: 4,12)")
+    p.add_argument("--steps", default="1,4,12", help="comma-separated denoising step limits (default: 1,4,12; 1 is dgLsp.steps)")
     p.add_argument("--trials", type=int, default=30, help="keystrokes timed per setting (default: 30)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = p.parse_args(argv)

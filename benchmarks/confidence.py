@@ -8,6 +8,11 @@ server's steps), and for every threshold of the sweep the server's own gate and
 post-processing (`CompletionService._shown_texts`) decide what would be shown. A shown
 completion is right when it is a non-empty prefix of the line's true remainder.
 
+Variants: "model" (each token's confidence from the causal encoder's pass over the canvas,
+as the engine gates: `dg_lsp.engine.verify`), "model+draft" (the same, the canvas seeded with
+the prompt-lookup draft from the open documents, as the server runs) and "model, final-step
+confidence" (the final denoising step's own probabilities, the gate before verification).
+
 Reported per threshold: the share of requests answered (something shown), the share of shown
 completions that are right, and right characters per request (a gate that shows only
 `return` is right often and helps little). The smallest threshold whose shown completions are
@@ -47,7 +52,8 @@ from dg_lsp.server.worker import ModelWorker  # noqa: E402
 
 BENCHMARK = "confidence"
 DEFAULT_MODEL_DIR = REPO / "dg_lsp" / "models" / "default"
-THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+THRESHOLDS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+FINAL_STEP = "model, final-step confidence"
 LANGUAGE_IDS = {"python": "python", "javascript": "javascript", "typescript": "typescript", "rust": "rust",
                 "go": "go", "lua": "lua"}
 
@@ -89,9 +95,10 @@ def sweep_of(outcomes: dict[float, list], n: int) -> list[dict]:
 
 
 def calibrate(sweep: list[dict], target: float, min_answered: float) -> float | None:
-    """The smallest threshold whose shown completions are right >= target with >= min_answered answered."""
+    """The smallest threshold whose shown completions are right >= target with >= min_answered answered
+    (min_answered 0: the smallest that is right often enough, however rarely it answers)."""
     meets = [s for s in sweep if s["right_share_of_shown"] is not None and s["right_share_of_shown"] >= target
-             and s["answered_share"] >= min_answered]
+             and s["answered_share"] >= min_answered and s["answered_share"] > 0]
     return meets[0]["threshold"] if meets else None
 
 
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     docs = [d for d in heldout.read_documents(args.heldout) if d.get("language") in LANGUAGE_IDS]
     holes = heldout.cut_holes(docs, seed=args.seed)[: args.holes]
 
-    variants = ("model", "model+draft") if args.drafts else ("model",)
+    variants = ("model", "model+draft", FINAL_STEP) if args.drafts else ("model", FINAL_STEP)
     outcomes = {v: {t: [] for t in THRESHOLDS} for v in variants}
     times, draft_times, draft_found, draft_right = [], [], [], []
     for index, hole in enumerate(tqdm(holes, desc="holes", unit="hole", file=sys.stderr)):
@@ -142,6 +149,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      seed=settings.seed)
         times.append((time.perf_counter() - t0) * 1e3)
         generations = {"model": generation}
+        engine.verify_with_encoder = False  # the same request, gated by the final step's own probabilities
+        generations[FINAL_STEP] = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
+                                                  seed=settings.seed)
+        engine.verify_with_encoder = True
         trusted = None
         if args.drafts:  # the same request seeded with the prompt-lookup draft, when there is one
             t0 = time.perf_counter()
@@ -166,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n = len(holes)
     sweeps = {variant: sweep_of(outcomes[variant], n) for variant in variants}
     calibrated = {variant: calibrate(sweep, args.target, args.min_answered) for variant, sweep in sweeps.items()}
+    right_enough = {variant: calibrate(sweep, args.target, 0.0) for variant, sweep in sweeps.items()}
     drafts = None
     if args.drafts:
         drafts = {"found_share": sum(draft_found) / n,
@@ -179,7 +191,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "target_right_share": args.target, "min_answered_share": args.min_answered,
                      "path": "server plan + prompt builder + engine.generate + the server's gate and post-processing"},
         "results": {"sweep": sweeps["model"], "calibrated_threshold": calibrated["model"],
-                    "variants": {v: {"sweep": sweeps[v], "calibrated_threshold": calibrated[v]} for v in variants},
+                    "variants": {v: {"sweep": sweeps[v], "calibrated_threshold": calibrated[v],
+                                     "right_enough_threshold": right_enough[v]} for v in variants},
                     "drafts": drafts, "ms_per_completion": latency_stats(times)},
     }
     print(f"{n} held-out line holes, {args.steps} steps; right = a non-empty prefix of the line's true remainder")
@@ -192,7 +205,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{s['right_share_of_requests']:>15.1%} {s['right_chars_per_request']:>16.2f}")
         found = calibrated[variant]
         print(f"calibrated minConfidence (right >= {args.target:.0%} of shown, >= {args.min_answered:.0%} answered): "
-              f"{found if found is not None else 'none: no threshold meets both'}")
+              f"{found if found is not None else 'none: no threshold meets both'}; right >= {args.target:.0%} "
+              f"however rarely answered: {right_enough[variant]}")
     if drafts:
         alone = drafts["draft_alone_right_share_of_found"]
         print(f"drafts found for {drafts['found_share']:.1%} of requests; the draft alone is right for "

@@ -814,7 +814,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--file", type=Path, default=DEFAULT_FILE, help="source file to type (default: _pydecimal.py)")
     p.add_argument("--lines", type=int, default=5000, help="cut the file to its first N lines (default: 5000)")
     p.add_argument("--region", default=None, help="FIRST-LAST: retype these lines (1-based) instead of a function body")
-    p.add_argument("--steps", type=int, default=4, help="dgLsp.steps: denoising steps per completion (default: 4)")
+    p.add_argument("--steps", type=int, default=1, help="dgLsp.steps: denoising steps per completion (default: 1, the server's)")
     p.add_argument("--max-canvas", type=int, default=32, help="dgLsp.maxCanvas in tokens (default: 32)")
     p.add_argument("--context-tokens", type=int, default=1024, help="dgLsp.contextTokens (default: 1024)")
     p.add_argument("--interval-ms", type=float, default=60.0, help="time between keystrokes (default: 60)")

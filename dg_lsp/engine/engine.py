@@ -2,8 +2,9 @@
 cache warm.
 
 It is the one place that touches the device: it reuses the encoder KV of each document's
-earlier prompts (`prompt_cache`) and runs block diffusion (`sampler`) with a seeded
-generator. Prompts are built, and rows decoded, by `dg_lsp.prompt` (`engine.prompts`);
+earlier prompts (`prompt_cache`), runs block diffusion (`sampler`) with a seeded generator,
+and gives each written token its causal-encoder probability (`verify`), which the server's
+confidence gate reads. Prompts are built, and rows decoded, by `dg_lsp.prompt` (`engine.prompts`);
 `infill` and `rewrite` are the text-in, text-out conveniences over the same builder.
 """
 
@@ -26,6 +27,7 @@ from ..prompt import Prompt, PromptBuilder, PromptFormat, prompt_format_for, tra
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
 from .sampler import DenoiseSettings, generate
+from .verify import encoder_probabilities
 
 MIN_CANVAS, MAX_CANVAS = 16, 256
 DRAFT_LOGIT = 8.0  # how strongly a rewrite's self-conditioning prior favours the selected text
@@ -42,7 +44,9 @@ class Generation:
     prompt_tokens: int
     encoded_tokens: int  # prompt tokens that were not in the prompt cache
     timings_ms: dict[str, float] = field(default_factory=dict)
-    confidences: list[list[float]] = field(default_factory=list)  # per row: each token's probability
+    # Per row: each token's probability. The engine's are the causal encoder's (`verify`): the
+    # product over a prefix is the model's probability that the prefix is right.
+    confidences: list[list[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -113,6 +117,9 @@ class Engine:
             stop_token_ids=self.prompt_format.stop_token_ids,
             pad_token_id=defaults.pad_token_id if defaults.pad_token_id is not None else 0,
         )
+        # Each row's confidences come from one causal-encoder pass over it (`verify`); False: the
+        # final denoising step's own probabilities (benchmarks compare the two).
+        self.verify_with_encoder = True
         self._lock = threading.Lock()  # one generation at a time: they share the prompt cache
 
     @classmethod
@@ -239,16 +246,20 @@ class Engine:
             t1 = self._now()
             result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch, **initial)
             t2 = self._now()
-        stops = set(settings.stop_token_ids)
-        rows, confidences = [], []
-        for row, confidence in zip(result.tokens.tolist(), result.confidence.tolist()):
-            end = next((i for i, t in enumerate(row) if t in stops), len(row))
-            rows.append(row[:end])
-            confidences.append(confidence[:end])
+            stops = set(settings.stop_token_ids)
+            rows, confidences = [], []
+            for row, confidence in zip(result.tokens.tolist(), result.confidence.tolist()):
+                end = next((i for i, t in enumerate(row) if t in stops), len(row))
+                rows.append(row[:end])
+                confidences.append(confidence[:end])
+            if self.verify_with_encoder:
+                confidences = encoder_probabilities(self.model, cache, prompt.ids, rows, cancel)
+            t3 = self._now()
         timings = {
             "encode": (t1 - t0) * 1e3,
             "denoise": (t2 - t1) * 1e3,
             "per_step": (t2 - t1) * 1e3 / max(1, result.nfe),
+            "verify": (t3 - t2) * 1e3,
             "total": (time.perf_counter() - start) * 1e3,
         }
         return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences)

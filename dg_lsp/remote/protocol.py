@@ -43,9 +43,9 @@ class Choice:
             self.pieces += [t for t, _ in tokens]
             self.confidences += [p for _, p in tokens]
             self.probabilities = True
-        elif tokens:  # pieces that don't spell the text (split characters): the least sure one decides
+        elif tokens:  # pieces that don't spell the text (split characters): their joint probability
             self.pieces.append(text)
-            self.confidences.append(min(p for _, p in tokens))
+            self.confidences.append(math.prod(p for _, p in tokens))
             self.probabilities = True
         else:  # no probabilities: the text is shown as it is
             self.pieces.append(text)

@@ -1,10 +1,12 @@
 """Show only what the model is confident of.
 
-Each generated token comes with its probability under the final denoising step
-(`Generation.confidences`). A completion is cut before its first token below
-`dgLsp.minConfidence`, at a token boundary, and then post-processed as usual: a guess the model
-is not sure of is never shown, and often nothing is, which is better than a wrong suggestion.
-An invoked request (the user asked) also offers the whole candidates after the confident ones.
+Each generated token comes with its probability (`Generation.confidences`: for the local
+engine the causal encoder's, read left to right, see `dg_lsp.engine.verify`; for a remote
+server its logprobs). Their product over a prefix is the model's probability that the prefix
+is right, so a completion is cut where that product falls below `dgLsp.minConfidence`, at a
+token boundary, and then post-processed as usual: a guess the model is not sure of is never
+shown, and often nothing is, which is better than a wrong suggestion. An invoked request (the
+user asked) also offers the whole candidates after the confident ones.
 
 A trusted prompt-lookup draft (`dg_lsp.context.lookup`: the continuation of a match of 48 or
 more characters in the open documents) is evidence of its own: measured on held-out line
@@ -19,7 +21,13 @@ from collections.abc import Sequence
 
 
 def confident_prefix(tokens: Sequence[int], confidences: Sequence[float], threshold: float) -> list[int]:
-    """The longest prefix of `tokens` whose every token has confidence >= `threshold`."""
-    end = next((i for i, c in enumerate(confidences) if c < threshold), len(tokens))
+    """The longest prefix of `tokens` whose probability (the product of its tokens'
+    confidences) is at least `threshold`."""
+    probability, end = 1.0, 0
+    for confidence in confidences[: len(tokens)]:
+        probability *= confidence
+        if probability < threshold:
+            break
+        end += 1
     return list(tokens[:end])
 

@@ -45,7 +45,7 @@ def test_line_drafts_stop_at_the_line_end_and_block_drafts_take_a_few_lines():
 
 
 def test_trust_needs_a_longer_match_than_seeding():
-    assert MIN_MATCH_CHARS < SEED_MATCH_CHARS < TRUSTED_MATCH_CHARS
+    assert MIN_MATCH_CHARS <= SEED_MATCH_CHARS < TRUSTED_MATCH_CHARS
     text = "value = first(x) + 1\n" + "zz = first(x) + 1\n".replace("zz", "yy") + "q = first(x) + "
     draft = draft_at_end(text, min_match=MIN_MATCH_CHARS)
     assert draft.text == "1" and not draft.trusted

@@ -109,10 +109,10 @@ def test_openai_chunks_accumulate_pieces_and_probabilities():
     parse_event("openai", json.dumps({"choices": [{"index": 0, "text": "urn", "logprobs": None}]}), choices)
     assert choices[0].pieces == ["re", "t", "urn"] and choices[0].text == "return"
     assert choices[0].confidences[1] == pytest.approx(0.5) and choices[0].confidences[2] == 1.0
-    # Tokens that don't spell the text (a character split across tokens): the chunk gets the least sure one.
+    # Tokens that don't spell the text (a character split across tokens): the chunk gets their joint probability.
     parse_event("openai", json.dumps({"choices": [{"index": 1, "text": "é", "logprobs": {
         "tokens": ["bytes:\\xc3", "bytes:\\xa9"], "token_logprobs": [-0.1, -2.0]}}]}), choices)
-    assert choices[1].pieces == ["é"] and choices[1].confidences == [pytest.approx(math.exp(-2.0))]
+    assert choices[1].pieces == ["é"] and choices[1].confidences == [pytest.approx(math.exp(-2.1))]
     # llama.cpp's llama-server: chat-style logprobs on /v1/completions.
     parse_event("openai", json.dumps({"choices": [{"index": 2, "text": "ab", "logprobs": {"content": [
         {"id": 1, "token": "a", "logprob": math.log(0.9)}, {"id": 2, "token": "b", "logprob": 0.0}]}}]}), choices)

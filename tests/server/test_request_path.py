@@ -76,6 +76,7 @@ def test_a_keystroke_tokenizes_only_the_changed_segment(spm_dir):
     counting = CountingTokenizer(engine.prompts.tokens.tokenizer)
     engine.prompts.tokens.tokenizer = engine.prompt_format.tokenizer = counting
     session = Session(engine)
+    session.service.use_drafts = False  # a prompt-lookup draft is tokenized on its own: not a prompt segment
     session.open("file:///a.py", TEXT_A)
     session.open("file:///b.py", TEXT_B)  # its recent edit is a snippet in a.py's prompt
     assert session.complete("file:///a.py").source == "model"

@@ -18,7 +18,7 @@ M.server_settings = {
   quantization = 'none',
   maxCanvas = 128,
   autoMaxCanvas = 32,
-  steps = 4,
+  steps = 1,
   invokedSteps = 32,
   candidates = 3,
   contextTokens = 2048,
@@ -26,7 +26,7 @@ M.server_settings = {
     'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'rust', 'go', 'lua', 'plaintext',
   },
   seed = 0,
-  minConfidence = 0.99,
+  minConfidence = 0.35,
   engine = 'local', -- 'remote': model calls go to the server in `remote` (vLLM, llama.cpp, Ollama...)
   remote = {
     url = '', -- e.g. 'http://gpu-box:8000'; dg-lsp appends /v1/completions or /infill
