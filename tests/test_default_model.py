@@ -22,6 +22,7 @@ def test_layout_and_size():
     assert sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir()) <= MAX_BYTES
     options = json.loads((DEFAULT_MODEL_DIR / "dg_lsp.json").read_text())
     assert options["fim_order"] == "spm"
+    assert options["cross_file_context"] is False  # trained without snippets of other files
     training_log = json.loads((DEFAULT_MODEL_DIR / "training-log.json").read_text())  # the pipeline's layout
     assert options["context_tokens"] == training_log["settings"]["prompt_len"]  # what the engine keeps prompts within
 

@@ -23,7 +23,8 @@ import torch
 from ..errors import InputError, ModelLoadError
 from ..model.loader import LoadedModel, load_model
 from ..model.quantize import quantize_loaded_model
-from ..prompt import Prompt, PromptBuilder, PromptFormat, prompt_format_for, trained_context_tokens
+from ..prompt import (Prompt, PromptBuilder, PromptFormat, prompt_format_for, trained_context_tokens,
+                      trained_with_cross_file_context)
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
 from .sampler import DenoiseSettings, generate
@@ -92,6 +93,8 @@ class Engine:
         # A model trained on shorter prompts than the budget gets its own length: positions
         # it never saw make its attention worse, not better informed.
         self.trained_context_tokens = trained_context_tokens(loaded.directory)
+        # Snippets of other open files go before the prompt only for a model trained with them.
+        self.cross_file_context = trained_with_cross_file_context(loaded.directory)
         self.prompt_format: PromptFormat = prompt_format_for(
             loaded.tokenizer, loaded.directory, loaded.sampler_defaults.eos_token_ids,
             loaded.config.bos_token_id, loaded.tokenizer_config,

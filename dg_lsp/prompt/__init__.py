@@ -3,6 +3,6 @@ tokenization (`tokens`), the one builder every caller uses (`builder`), and deco
 (`decode`)."""
 
 from .builder import Prompt, PromptBuilder
-from .format import PromptFormat, prompt_format_for, trained_context_tokens
+from .format import PromptFormat, prompt_format_for, trained_context_tokens, trained_with_cross_file_context
 
-__all__ = ["Prompt", "PromptBuilder", "PromptFormat", "prompt_format_for", "trained_context_tokens"]
+__all__ = ["Prompt", "PromptBuilder", "PromptFormat", "prompt_format_for", "trained_context_tokens", "trained_with_cross_file_context"]

@@ -91,6 +91,17 @@ def trained_context_tokens(directory: Path) -> int | None:
     return value
 
 
+def trained_with_cross_file_context(directory: Path) -> bool:
+    """Whether the model has seen snippets of other files before its FIM prompt (`dg_lsp.json`
+    `cross_file_context`; true unless it says false). A model trained without them predicts
+    worse with them: the default model's shown completions were right 53% of the time with
+    snippets of three open files in its prompt against 64% without (benchmarks/confidence.py)."""
+    value = _read_options(directory).get("cross_file_context", True)
+    if not isinstance(value, bool):
+        raise ModelLoadError(f"{directory / 'dg_lsp.json'}: cross_file_context must be true or false, not {value!r}")
+    return value
+
+
 def _read_options(directory: Path) -> dict[str, Any]:
     path = directory / "dg_lsp.json"
     if not path.is_file():

@@ -130,10 +130,13 @@ class CompletionService:
         count = engine.prompts.count if engine else (lambda text: len(text) // 4)
         # The engine's budget is the setting, cut to the prompt length its model was trained on.
         budget = engine.context_tokens if engine else settings.contextTokens
+        # Snippets of other open files, unless the model says it was trained without them.
+        snippets = (self.documents.ring.snippets(doc.uri, max_chars=budget)
+                    if getattr(engine, "cross_file_context", True) else ())
         return plan_infill(
             doc, offset, count, budget_tokens=budget,
             max_canvas=settings.maxCanvas if invoked else min(settings.maxCanvas, settings.autoMaxCanvas),
-            snippets=self.documents.ring.snippets(doc.uri, max_chars=budget),
+            snippets=snippets,
         )
 
 

@@ -94,7 +94,9 @@ def export_model(model: DiffusionGemma, config: dict[str, Any], tokenizer_path: 
     (out_dir / "config.json").write_text(json.dumps({**config, "dtype": str(dtype).removeprefix("torch.")}, indent=2))
     (out_dir / "generation_config.json").write_text(json.dumps(GENERATION_DEFAULTS, indent=2))
     # SPM order: the prompt ends with the prefix, so typing only extends the cached prompt.
-    options = {"fim_order": "spm", **({"context_tokens": context_tokens} if context_tokens else {})}
+    # dg-lsp train's examples have no snippets of other files before the FIM prompt.
+    options = {"fim_order": "spm", **({"context_tokens": context_tokens} if context_tokens else {}),
+               "cross_file_context": False}
     (out_dir / "dg_lsp.json").write_text(json.dumps(options, indent=2))
     shutil.copy(tokenizer_path, out_dir / "tokenizer.json")
     for name, text in (extra_files or {}).items():

@@ -166,3 +166,30 @@ def test_a_trusted_draft_from_the_open_documents_is_shown_and_keys_the_cache(spm
     session.service.use_drafts = False
     session.open("file:///b.py", pattern + "data\n")
     assert session.complete("file:///a.py").texts == []
+
+
+def test_a_model_trained_without_cross_file_context_gets_no_snippets(spm_dir, tmp_path):
+    """`dg_lsp.json` `cross_file_context: false` (what `dg-lsp train` exports): the other open
+    files stay out of the prompt; without it they are there."""
+    with_snippets = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    plain = shutil.copytree(spm_dir, tmp_path / "plain")
+    (plain / "dg_lsp.json").write_text(json.dumps({"fim_order": "spm", "cross_file_context": False}))
+    without = Engine(load_model(plain, progress=False), context_tokens=512)
+    assert with_snippets.cross_file_context and not without.cross_file_context
+    for engine, expect_context in ((with_snippets, True), (without, False)):
+        session = Session(engine)
+        session.open("file:///a.py", TEXT_A)
+        session.open("file:///b.py", TEXT_B)
+        doc = session.documents.get("file:///a.py")
+        plan = session.service.plan(doc, len(doc.text) - 1, session.settings)
+        assert bool(plan.context) is expect_context
+        assert ("# path: /b.py" in plan.context) is expect_context
+
+
+def test_cross_file_context_must_be_a_boolean(spm_dir, tmp_path):
+    from dg_lsp.errors import ModelLoadError
+
+    broken = shutil.copytree(spm_dir, tmp_path / "broken")
+    (broken / "dg_lsp.json").write_text(json.dumps({"cross_file_context": "no"}))
+    with pytest.raises(ModelLoadError, match="cross_file_context must be true or false"):
+        Engine(load_model(broken, progress=False), context_tokens=512)

@@ -77,7 +77,8 @@ def test_training_resumes_and_exports_a_loadable_model(corpus, tmp_path):
     model_dir = resumed.export(tmp_path / "model")
     assert {p.name for p in model_dir.iterdir()} >= {"config.json", "generation_config.json", "model.safetensors",
                                                       "tokenizer.json", "dg_lsp.json", "README.md"}
-    assert json.loads((model_dir / "dg_lsp.json").read_text()) == {"fim_order": "spm", "context_tokens": 48}
+    assert json.loads((model_dir / "dg_lsp.json").read_text()) == {"fim_order": "spm", "context_tokens": 48,
+                                                                  "cross_file_context": False}
     loaded = load_model(model_dir, progress=False)
     reference_state = {k: v.to(torch.bfloat16).float() for k, v in resumed.model.state_dict().items()}
     for name, tensor in loaded.model.state_dict().items():
