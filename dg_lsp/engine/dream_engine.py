@@ -32,7 +32,7 @@ from ..prompt.format import _read_options, trained_context_tokens
 from .dream_cache import FirstStepMemo, SpanForward
 from .dream_prompt import DreamPromptBuilder, dream_prompt_format, split_at_gap
 from .dream_sampler import DreamDecoding, SpecialTokens, infill
-from .engine import Completion, Generation, _load_serial
+from .engine import Generation, LocalEngine, _load_serial, cut_rows_at_stops
 
 MAX_CANVAS = 256  # the longest gap one request asks for (as for DiffusionGemma)
 DEFAULT_CANVAS = 32
@@ -44,7 +44,7 @@ _GENERATION_KEYS = ("alg", "temperature", "top_p", "alg_temp")
 _NOT_CONFIGURABLE = ("steps", "variable_length")  # the request's budget; the checkpoint's own kind
 
 
-class DreamEngine:
+class DreamEngine(LocalEngine):
     family = "dream"
     takes_drafts = False  # prompt-lookup drafts seed DiffusionGemma's canvas; not offered here
 
@@ -100,18 +100,6 @@ class DreamEngine:
         except (TypeError, ValueError) as err:
             raise ModelLoadError(f"{loaded.directory}: bad decoding settings: {err}") from None
 
-    @property
-    def context_tokens(self) -> int:
-        return self.prompts.budget
-
-    @context_tokens.setter
-    def context_tokens(self, tokens: int) -> None:  # benchmarks that measure cost, not quality
-        self.prompts.budget = tokens
-
-    @property
-    def device(self) -> torch.device:
-        return self.loaded.device
-
     def generate(
         self,
         prompt: Prompt,
@@ -159,21 +147,6 @@ class DreamEngine:
         gap[0, masked] = self.special.mask
         return self._run(prompt, gap, max_steps, seed, cancel)
 
-    def infill(self, prefix: str, suffix: str = "", *, context: str = "", key: str = "", **options) -> Completion:
-        """Text in, text out: `generate` over the builder's prompt for `prefix`/`suffix`."""
-        start = time.perf_counter()
-        prompt = self.prompts.build(prefix, suffix, context, key)
-        tokenize_ms = (time.perf_counter() - start) * 1e3
-        return Completion.decoded(self.generate(prompt, **options), self.prompts, tokenize_ms)
-
-    def rewrite(self, prefix: str, selection: str, suffix: str, *, key: str = "", **options) -> Completion:
-        """Text in, text out: `redraw` of `selection` between `prefix` and `suffix`."""
-        start = time.perf_counter()
-        prompt = self.prompts.build(prefix, suffix, key=key)
-        draft = self.prompts.encode(selection)
-        tokenize_ms = (time.perf_counter() - start) * 1e3
-        return Completion.decoded(self.redraw(prompt, draft, **options), self.prompts, tokenize_ms)
-
     # -- the run ------------------------------------------------------------------------------
 
     def _run(self, prompt: Prompt, gap: torch.Tensor, max_steps, seed, cancel) -> Generation:
@@ -185,8 +158,7 @@ class DreamEngine:
                              f"{self.max_sequence} positions")
         settings = replace(self.decoding, steps=max_steps or self.decoding.steps)
         start = time.perf_counter()
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        generator = self._generator(seed)
         # A gap that changes length is decoded one candidate at a time.
         batches = list(gap.split(1)) if settings.variable_length else [gap]
         rows, confidences, nfe, encoded = [], [], 0, 0
@@ -205,17 +177,7 @@ class DreamEngine:
             t1 = self._now()
         self.prompt_cache.tokens_encoded += encoded
         stops = set(self.prompt_format.stop_token_ids) | {self.special.mask}
-        cut_rows, cut_confidences = [], []
-        for row, confidence in zip(rows, confidences):
-            end = next((i for i, t in enumerate(row) if t in stops), len(row))
-            cut_rows.append(row[:end])
-            cut_confidences.append(confidence[:end])
+        cut_rows, cut_confidences = cut_rows_at_stops(rows, confidences, stops)
         timings = {"encode": 0.0, "denoise": (t1 - t0) * 1e3, "per_step": (t1 - t0) * 1e3 / max(1, nfe),
                    "total": (time.perf_counter() - start) * 1e3}
         return Generation(cut_rows, nfe, 1, len(prompt), encoded, timings, cut_confidences)
-
-    def _now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
-

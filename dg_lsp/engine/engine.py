@@ -80,7 +80,67 @@ class Completion:
         }
 
 
-class Engine:
+def device_clock(device: torch.device) -> float:
+    """`time.perf_counter()` once the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def cut_rows_at_stops(rows: list[list[int]], confidences: list[list[float]],
+                      stops: set[int]) -> tuple[list[list[int]], list[list[float]]]:
+    """Each row (and its confidences) up to its first stop token."""
+    cut_rows, cut_confidences = [], []
+    for row, confidence in zip(rows, confidences):
+        end = next((i for i, t in enumerate(row) if t in stops), len(row))
+        cut_rows.append(row[:end])
+        cut_confidences.append(confidence[:end])
+    return cut_rows, cut_confidences
+
+
+class LocalEngine:
+    """What the engines that run a model in this process share (`Engine`, `DreamEngine`): the
+    prompt budget, the device, the clock, the seeded generator, and the text-in, text-out
+    conveniences over their own `generate` and `redraw`. Subclasses set `loaded` and `prompts`."""
+
+    @property
+    def context_tokens(self) -> int:
+        """The prompt budget: the setting, cut to the prompt length the model was trained on."""
+        return self.prompts.budget
+
+    @context_tokens.setter
+    def context_tokens(self, tokens: int) -> None:  # benchmarks that measure cost, not quality
+        self.prompts.budget = tokens
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.device
+
+    def infill(self, prefix: str, suffix: str = "", *, context: str = "", key: str = "", **options) -> Completion:
+        """Text in, text out: `generate` over the builder's prompt for `prefix`/`suffix`."""
+        start = time.perf_counter()
+        prompt = self.prompts.build(prefix, suffix, context, key)
+        tokenize_ms = (time.perf_counter() - start) * 1e3
+        return Completion.decoded(self.generate(prompt, **options), self.prompts, tokenize_ms)
+
+    def rewrite(self, prefix: str, selection: str, suffix: str, *, key: str = "", **options) -> Completion:
+        """Text in, text out: `redraw` of `selection` between `prefix` and `suffix`."""
+        start = time.perf_counter()
+        prompt = self.prompts.build(prefix, suffix, key=key)
+        draft = self.prompts.encode(selection)
+        tokenize_ms = (time.perf_counter() - start) * 1e3
+        return Completion.decoded(self.redraw(prompt, draft, **options), self.prompts, tokenize_ms)
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        return generator
+
+    def _now(self) -> float:
+        return device_clock(self.device)
+
+
+class Engine(LocalEngine):
     takes_drafts = True  # `generate(draft=...)` seeds the canvas (prompt-lookup drafts)
 
     def __init__(self, loaded: LoadedModel, cache_entries: int = 8, context_tokens: int = 2048):
@@ -140,19 +200,6 @@ class Engine:
             quantize_loaded_model(loaded.model, quantization)
             loaded = replace(loaded, quantization=quantization)
         return cls(loaded, **kwargs)
-
-    @property
-    def context_tokens(self) -> int:
-        """The prompt budget: the setting, cut to the prompt length the model was trained on."""
-        return self.prompts.budget
-
-    @context_tokens.setter
-    def context_tokens(self, tokens: int) -> None:  # benchmarks that measure cost, not quality
-        self.prompts.budget = tokens
-
-    @property
-    def device(self) -> torch.device:
-        return self.loaded.device
 
     def generate(
         self,
@@ -223,21 +270,6 @@ class Engine:
         prior[0, torch.arange(len(ids_t)), ids_t] = DRAFT_LOGIT
         return tokens, prior
 
-    def infill(self, prefix: str, suffix: str = "", *, context: str = "", key: str = "", **options) -> Completion:
-        """Text in, text out: `generate` over the builder's prompt for `prefix`/`suffix`."""
-        start = time.perf_counter()
-        prompt = self.prompts.build(prefix, suffix, context, key)
-        tokenize_ms = (time.perf_counter() - start) * 1e3
-        return Completion.decoded(self.generate(prompt, **options), self.prompts, tokenize_ms)
-
-    def rewrite(self, prefix: str, selection: str, suffix: str, *, key: str = "", **options) -> Completion:
-        """Text in, text out: `redraw` of `selection` between `prefix` and `suffix`."""
-        start = time.perf_counter()
-        prompt = self.prompts.build(prefix, suffix, key=key)
-        draft = self.prompts.encode(selection)
-        tokenize_ms = (time.perf_counter() - start) * 1e3
-        return Completion.decoded(self.redraw(prompt, draft, **options), self.prompts, tokenize_ms)
-
     def _run(self, prompt: Prompt, settings, seed, cancel, batch=1, **initial) -> Generation:
         start = time.perf_counter()
         generator = self._generator(seed)
@@ -249,12 +281,8 @@ class Engine:
             t1 = self._now()
             result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch, **initial)
             t2 = self._now()
-            stops = set(settings.stop_token_ids)
-            rows, confidences = [], []
-            for row, confidence in zip(result.tokens.tolist(), result.confidence.tolist()):
-                end = next((i for i, t in enumerate(row) if t in stops), len(row))
-                rows.append(row[:end])
-                confidences.append(confidence[:end])
+            rows, confidences = cut_rows_at_stops(result.tokens.tolist(), result.confidence.tolist(),
+                                                  set(settings.stop_token_ids))
             if self.verify_with_encoder:
                 confidences = encoder_probabilities(self.model, cache, prompt.ids, rows, cancel)
             t3 = self._now()
@@ -266,11 +294,6 @@ class Engine:
             "total": (time.perf_counter() - start) * 1e3,
         }
         return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences)
-
-    def _generator(self, seed: int | None) -> torch.Generator:
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
-        return generator
 
     def _settings(self, canvas_length, max_new_tokens, max_steps) -> DenoiseSettings:
         canvas = canvas_length or self.defaults.canvas_length
@@ -286,9 +309,3 @@ class Engine:
             max_new_tokens=max_new_tokens or canvas,
             max_denoising_steps=max_steps or self.defaults.max_denoising_steps,
         )
-
-    def _now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
-

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from ..engine.engine import device_clock
+
 if TYPE_CHECKING:
     from ..engine.engine import Engine
     from ..model.diffusion_gemma import DiffusionGemma
@@ -91,9 +93,9 @@ def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel
     stopped = False
     with torch.inference_mode():
         cache = model.new_cache(batch_size=1, capacity=len(prompt) + max_new_tokens)
-        t0 = _now(device)
+        t0 = device_clock(device)
         logits = prefill(model, ids, cache)  # [1, V]
-        t1 = _now(device)
+        t1 = device_clock(device)
         while True:
             if cancel is not None and cancel():
                 raise Cancelled("generation cancelled")
@@ -106,7 +108,7 @@ def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel
             if len(generated) >= max_new_tokens:
                 break
             logits = decode_one_token(model, torch.tensor([[token]], dtype=torch.long, device=device), cache)
-        t2 = _now(device)
+        t2 = device_clock(device)
     return generated, probabilities, stopped, (t0, t1, t2)
 
 
@@ -145,9 +147,3 @@ def decode_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_toke
     """Greedy decoding through the causal encoder (an `AutoregressiveDecoder`)."""
     result = generate_autoregressive(engine, prefix, suffix, max_new_tokens)
     return result.text, result.timings_ms
-
-
-def _now(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()

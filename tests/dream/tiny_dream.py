@@ -24,38 +24,11 @@ from pathlib import Path
 
 import torch
 
-from ..tiny_models import train_bpe_tokenizer
+from ..tiny_models import SAMPLE_CODE, train_bpe_tokenizer
 
 VOCAB = 512
 PAD, BOS, MASK, EXPAND = "<|endoftext|>", "<|beginoftext|>", "<|mask|>", "<|expand|>"
 VARIANTS = ("dream", "dreamon", "open_dcoder")
-SAMPLE_CODE = '''
-import os
-from dataclasses import dataclass
-
-
-def fibonacci(n: int) -> int:
-    """Return the n-th Fibonacci number."""
-    a, b = 0, 1
-    for _ in range(n):
-        a, b = b, a + b
-    return a
-
-
-class Stack:
-    def __init__(self):
-        self.items = []
-
-    def push(self, item):
-        self.items.append(item)
-
-    def pop(self):
-        return self.items.pop()
-
-
-def add(a, b):
-    return a + b
-'''
 
 
 def special_tokens(variant: str) -> list[str]:
