@@ -21,6 +21,7 @@ answered, is the calibrated default; the record says whether one exists.
 
     python benchmarks/confidence.py                    # the default model, 150 holes
     python benchmarks/confidence.py --model DIR --holes 300
+    python benchmarks/confidence.py --holes 2000 --hole-seed 1 --holes-per-file 2   # other lines: a second sample
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--holes", type=int, default=150)
     p.add_argument("--steps", type=int, default=Settings().steps)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hole-seed", type=int, default=0, help="seed of the hole positions (another seed: other lines)")
+    p.add_argument("--holes-per-file", type=int, default=1, help="line holes cut from each held-out file")
     p.add_argument("--drafts", action=argparse.BooleanOptionalAction, default=True,
                    help="also run each request seeded with its prompt-lookup draft from the open documents")
     p.add_argument("--other-documents", type=int, default=0,
@@ -130,11 +133,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     service = CompletionService(documents, host, ModelWorker())
     settings = Settings(steps=args.steps, seed=args.seed)
     docs = [d for d in heldout.read_documents(args.heldout) if d.get("language") in LANGUAGE_IDS]
-    holes = heldout.cut_holes(docs, seed=args.seed)[: args.holes]
+    holes = heldout.cut_holes(docs, seed=args.hole_seed, per_document=args.holes_per_file)[: args.holes]
 
     variants = ("model", "model+draft", FINAL_STEP) if args.drafts else ("model", FINAL_STEP)
     outcomes = {v: {t: [] for t in THRESHOLDS} for v in variants}
-    times, draft_times, draft_found, draft_right = [], [], [], []
+    times, draft_times, draft_found, draft_right, trusted_right = [], [], [], [], []
     for index, hole in enumerate(tqdm(holes, desc="holes", unit="hole", file=sys.stderr)):
         uri = f"file:///heldout/{index}/{Path(hole.path).name}"
         text = hole.prefix + hole.suffix
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             draft_found.append(draft is not None)
             if draft is not None:
                 draft_right.append(score([draft.text], hole.hole)[1])
+                if draft.trusted:
+                    trusted_right.append(draft_right[-1])
                 draft_ids = engine.prompts.encode(draft.text)
                 generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
                                              seed=settings.seed, draft=draft_ids)
@@ -182,11 +187,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.drafts:
         drafts = {"found_share": sum(draft_found) / n,
                   "draft_alone_right_share_of_found": sum(draft_right) / len(draft_right) if draft_right else None,
+                  "trusted_share": len(trusted_right) / n,
+                  "trusted_draft_right_share": sum(trusted_right) / len(trusted_right) if trusted_right else None,
                   "ms_per_request_with_draft": latency_stats(draft_times)}
     record = {
         **record_header(BENCHMARK, started, device_description(torch.device("cpu"))),
         "model": str(args.model),
         "settings": {"holes": n, "steps": args.steps, "seed": args.seed, "heldout": str(args.heldout),
+                     "hole_seed": args.hole_seed, "holes_per_file": args.holes_per_file,
                      "other_documents": args.other_documents,
                      "target_right_share": args.target, "min_answered_share": args.min_answered,
                      "path": "server plan + prompt builder + engine.generate + the server's gate and post-processing"},
@@ -209,8 +217,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"however rarely answered: {right_enough[variant]}")
     if drafts:
         alone = drafts["draft_alone_right_share_of_found"]
+        trusted = drafts["trusted_draft_right_share"]
         print(f"drafts found for {drafts['found_share']:.1%} of requests; the draft alone is right for "
-              f"{'-' if alone is None else f'{alone:.1%}'} of those")
+              f"{'-' if alone is None else f'{alone:.1%}'} of those; trusted (shown as they are) for "
+              f"{drafts['trusted_share']:.1%} of requests, right for {'-' if trusted is None else f'{trusted:.1%}'}")
     publish_record(record, args.out, BENCHMARK, "cpu", started)
     return record
 
