@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 MIN_MATCH_CHARS = 12  # the needle looked up; shorter matches are mostly indentation and punctuation
 # Measured on held-out line holes (benchmarks/confidence.py): the draft alone is the line's
-# true rest for 13% of matches of 12+ characters, 45% of 32+, 62% of 48+ (on 1,623 other
-# holes, 30% of 48+: see server/confidence.py). Seeding from every
+# true rest for 13% of matches of 12+ characters, 45% of 32+, 62% of 48+ (a later run,
+# confidence-cpu-20261202-070107: 46% of 48+; on 1,623 other holes, 27%). Seeding from every
 # match is still worth it, because the encoder's check (the gate) drops the tokens it does not
 # believe: at the default gate (0.35), seeding from 12+ characters instead of 32+ raised the right
 # share of shown completions from 60% to 66% and right characters per request from 1.24 to 1.30.

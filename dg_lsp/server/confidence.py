@@ -9,14 +9,12 @@ shown, and often nothing is, which is better than a wrong suggestion. An invoked
 user asked) also offers the whole candidates after the confident ones.
 
 A trusted prompt-lookup draft (`dg_lsp.context.lookup`: the continuation of a match of 48 or
-more characters in the open documents) is evidence of its own. Measured on held-out line
-holes it is the line's true rest 58% of the time on benchmarks/confidence.py's 600 holes but
-only 30% on 1,623 others (two holes a file, another seed), so it is right less often than the
-gate's own completions; it stays because it brings most of the right characters (without it
-right characters per request fall from 1.4 to 0.5 and from 1.0 to 0.5 on those sets, and the
-share answered at 60% right moves by under 2 points either way). So the first candidate shows
-the draft when the model's confident prefix is shorter; the model still writes the rest of
-the canvas, seeded with it.
+more characters in the open documents) is evidence of its own, if weaker than the gate's:
+measured on held-out line holes (benchmarks/confidence.py) it is the line's true rest 46% of
+the time on the default 600 holes and 27% on 1,623 others (two holes a file, another seed;
+records confidence-cpu-20261202-070107 and -055828). It stays because it brings most of the
+right characters per request. So the first candidate shows the draft when the model's
+confident prefix is shorter; the model still writes the rest of the canvas, seeded with it.
 """
 
 from __future__ import annotations
