@@ -22,6 +22,7 @@ answered, is the calibrated default; the record says whether one exists.
     python benchmarks/confidence.py                    # the default model, 150 holes
     python benchmarks/confidence.py --model DIR --holes 300
     python benchmarks/confidence.py --holes 2000 --hole-seed 1 --holes-per-file 2   # other lines: a second sample
+    python benchmarks/confidence.py --holes 600 --inside [--no-heal]   # cursors inside lines (token healing's A/B)
 """
 
 from __future__ import annotations
@@ -112,8 +113,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hole-seed", type=int, default=0, help="seed of the hole positions (another seed: other lines)")
     p.add_argument("--holes-per-file", type=int, default=1, help="line holes cut from each held-out file")
+    p.add_argument("--inside", action="store_true",
+                   help="cursor at a random character inside each line's code (as while typing), not after its indentation")
     p.add_argument("--drafts", action=argparse.BooleanOptionalAction, default=True,
                    help="also run each request seeded with its prompt-lookup draft from the open documents")
+    p.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
+                   help="token healing of the prompt's last prefix token (default: on, as the server)")
     p.add_argument("--other-documents", type=int, default=0,
                    help="held-out files (not the hole's) kept open beside it, as an editor has")
     p.add_argument("--target", type=float, default=0.6)
@@ -127,13 +132,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.set_num_threads(1)  # as the server runs on a 2-core machine
     engine = Engine.from_directory(args.model, progress=False)
+    engine.heal_tokens = args.heal
     host = ModelHost(lambda event: None)
     host.engine, host.state = engine, "ready"
     documents = DocumentStore(SnippetRing())
     service = CompletionService(documents, host, ModelWorker())
     settings = Settings(steps=args.steps, seed=args.seed)
     docs = [d for d in heldout.read_documents(args.heldout) if d.get("language") in LANGUAGE_IDS]
-    holes = heldout.cut_holes(docs, seed=args.hole_seed, per_document=args.holes_per_file)[: args.holes]
+    holes = heldout.cut_holes(docs, seed=args.hole_seed, per_document=args.holes_per_file,
+                              inside=args.inside)[: args.holes]
 
     variants = ("model", "model+draft", FINAL_STEP) if args.drafts else ("model", FINAL_STEP)
     outcomes = {v: {t: [] for t in THRESHOLDS} for v in variants}
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 draft_ids = engine.prompts.encode(draft.text)
                 generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
                                              seed=settings.seed, draft=draft_ids)
-                trusted = draft_ids if draft.trusted else None
+                trusted = draft.text if draft.trusted else None
             draft_times.append((time.perf_counter() - t0) * 1e3)
             generations["model+draft"] = generation
         for variant, generation in generations.items():
@@ -194,7 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **record_header(BENCHMARK, started, device_description(torch.device("cpu"))),
         "model": str(args.model),
         "settings": {"holes": n, "steps": args.steps, "seed": args.seed, "heldout": str(args.heldout),
-                     "hole_seed": args.hole_seed, "holes_per_file": args.holes_per_file,
+                     "hole_seed": args.hole_seed, "holes_per_file": args.holes_per_file, "token_healing": args.heal,
+                     "cursor": "inside the line" if args.inside else "after the indentation",
                      "other_documents": args.other_documents,
                      "target_right_share": args.target, "min_answered_share": args.min_answered,
                      "path": "server plan + prompt builder + engine.generate + the server's gate and post-processing"},

@@ -15,6 +15,8 @@ Sets (`--sets`):
   `/tmp/dg-corpus/heldout.jsonl`; packages the model never trained on), one per document: the
   line's content is removed and the cursor put where it was; an automatic request (the
   server's `dgLsp.steps`, `--min-confidence`, default the server's `dgLsp.minConfidence`).
+  `--inside` puts the cursor at a random character inside each line's code instead, as while
+  typing (the gate is then `--min-confidence-in-line`, the server's `dgLsp.minConfidenceInLine`).
   Reported: the share of requests answered (something shown), the share of shown completions
   that are right (a non-empty prefix of the line's true rest) and right characters per request
   (a gate that shows only `return` is right often and helps little);
@@ -320,13 +322,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--auto-steps", type=int, default=defaults.steps,
                    help=f"most denoising steps of an automatic request (held-out lines; default: {defaults.steps})")
     p.add_argument("--min-confidence", type=float, default=defaults.minConfidence,
-                   help=f"the gate of automatic requests (default: {defaults.minConfidence})")
+                   help=f"the gate of automatic requests at a line's start (default: {defaults.minConfidence})")
+    p.add_argument("--min-confidence-in-line", type=float, default=defaults.minConfidenceInLine,
+                   help=f"the gate with the cursor inside a line's code (--inside; default: {defaults.minConfidenceInLine})")
     p.add_argument("--drafts", action=argparse.BooleanOptionalAction, default=True,
                    help="prompt-lookup drafts from the open documents (default: on, as the server)")
+    p.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
+                   help="token healing of the prompt's last prefix token (default: on, as the server)")
     p.add_argument("--seed", type=int, default=0, help="diffusion sampling seed (default: 0)")
     p.add_argument("--heldout", type=Path, default=None,
                    help=f"held-out corpus JSON lines (default: {DEFAULT_HELDOUT} if it exists)")
     p.add_argument("--heldout-seed", type=int, default=0, help="seed of the hole positions (default: 0)")
+    p.add_argument("--inside", action="store_true",
+                   help="held-out cursors at a random character inside each line's code, not after its indentation")
     p.add_argument("--data", type=Path, default=None,
                    help="HumanEval-Infilling folder (default: ../shared/data/humaneval-infilling)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per sandboxed test run (default: 3)")
@@ -343,8 +351,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--decodings takes some of {', '.join(DECODINGS)}")
     if min(args.steps, args.auto_steps, args.workers) < 1 or args.warmup < 0:
         p.error("--steps, --auto-steps and --workers must be positive, --warmup >= 0")
-    if not 0.0 <= args.min_confidence <= 1.0:
-        p.error("--min-confidence must be between 0 and 1")
+    if not (0.0 <= args.min_confidence <= 1.0 and 0.0 <= args.min_confidence_in_line <= 1.0):
+        p.error("--min-confidence and --min-confidence-in-line must be between 0 and 1")
     if args.timeout <= 0:
         p.error("--timeout must be positive")
     if args.limit is not None and args.limit < 1:
@@ -375,7 +383,7 @@ def select_sets(args) -> tuple[dict[str, list], dict[str, str]]:
             notes["heldout"] = f"skipped: no held-out corpus at {path} (write it with dg_lsp.train.corpus, or pass --heldout)"
         else:
             docs = [d for d in heldout.read_documents(path) if d.get("language") in LANGUAGE_IDS]
-            holes = heldout.cut_holes(docs, seed=args.heldout_seed)
+            holes = heldout.cut_holes(docs, seed=args.heldout_seed, inside=args.inside)
             if holes:
                 chosen["heldout"] = humaneval.subset(holes, args.limit_heldout, seed)
             else:
@@ -396,6 +404,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"quality.py: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     load_s = time.perf_counter() - load_start
+    engine.heal_tokens = args.heal
     for note in notes.values():
         print(f"note: heldout {note}", file=sys.stderr)
 
@@ -404,8 +413,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     paths = [ThroughServer(name, available[name](), loop) for name in args.decodings]
     for path in paths:
         path.service.use_drafts = args.drafts
-    automatic = Settings(steps=args.auto_steps, seed=args.seed, minConfidence=args.min_confidence)
-    invoked = Settings(invokedSteps=args.steps, candidates=1, seed=args.seed, minConfidence=0.0)
+    automatic = Settings(steps=args.auto_steps, seed=args.seed, minConfidence=args.min_confidence,
+                         minConfidenceInLine=args.min_confidence_in_line)
+    invoked = Settings(invokedSteps=args.steps, candidates=1, seed=args.seed, minConfidence=0.0, minConfidenceInLine=0.0)
     results: dict[str, Any] = {}
     for name, items in chosen.items():
         if name == "heldout":
@@ -425,15 +435,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": model_summary(engine),
         "model_load_s": load_s,
         "settings": {
-            "sets": list(chosen), "decodings": args.decodings, "seed": args.seed,
+            "sets": list(chosen), "decodings": args.decodings, "seed": args.seed, "token_healing": args.heal,
             "path": "CompletionService.complete: planner, prompt builder, engine, gate, post-processing",
             "heldout_request": {"trigger": "automatic", "steps": args.auto_steps,
-                                "min_confidence": args.min_confidence, "drafts": args.drafts},
+                                "min_confidence": args.min_confidence,
+                                "min_confidence_in_line": args.min_confidence_in_line, "drafts": args.drafts},
             "humaneval_request": {"trigger": "invoked", "steps": args.steps, "candidates": 1, "min_confidence": 0.0,
                                   "answer": "the first offered completion; the hole an empty line at the cursor"},
             "limits": {"single-line": args.limit_single, "multi-line": args.limit_multi, "heldout": args.limit_heldout},
             "subset": "first" if args.first else f"sample(seed={args.sample_seed})",
             "heldout_path": str(args.heldout or DEFAULT_HELDOUT), "heldout_seed": args.heldout_seed,
+            "heldout_cursor": "inside the line" if args.inside else "after the indentation",
             "timeout_s": args.timeout, "workers": args.workers, "warmup": args.warmup,
             "prompt_cache": "cleared before every request",
         },

@@ -47,9 +47,13 @@ def test_generate_reports_the_encoders_probabilities_and_the_denoisers_when_aske
     prompt = engine.prompts.build(PREFIX, SUFFIX, key="generate")
     verified = engine.generate(prompt, canvas_length=16, max_steps=2, seed=3, candidates=2)
     assert "verify" in verified.timings_ms
-    cache, _ = engine.prompt_cache.prepare(prompt.ids, key="generate")
+    # The engine heals the prompt's last token: what it encodes, and what the first token may be.
+    healed, healing = engine.healed(prompt)
+    assert healing is not None and verified.healed == healing.text
+    cache, _ = engine.prompt_cache.prepare(healed.ids, key="generate")
     assert verified.confidences == [pytest.approx(p, rel=1e-4, abs=1e-7) for p in
-                                    encoder_probabilities(engine.model, cache, prompt.ids, verified.rows)]
+                                    encoder_probabilities(engine.model, cache, healed.ids, verified.rows, None,
+                                                          engine.first_token_mask(healing))]
     engine.verify_with_encoder = False
     try:
         denoised = engine.generate(prompt, canvas_length=16, max_steps=2, seed=3, candidates=2)

@@ -137,6 +137,9 @@ def build_constant_model(directory: Path, token: str = "x") -> Path:
     generation = json.loads((directory / "generation_config.json").read_text())
     generation.update(stability_threshold=1000, confidence_threshold=1e-9)
     (directory / "generation_config.json").write_text(json.dumps(generation, indent=2))
+    # Healing would make the first token one that extends the cursor's token, which this fake
+    # model knows nothing of: it writes "x" everywhere only with the prompt left as it is.
+    (directory / "dg_lsp.json").write_text(json.dumps({"token_healing": False}))
     return directory
 
 

@@ -23,8 +23,9 @@ import torch
 from ..errors import InputError, ModelLoadError
 from ..model.loader import LoadedModel, load_model
 from ..model.quantize import quantize_loaded_model
-from ..prompt import (Prompt, PromptBuilder, PromptFormat, prompt_format_for, trained_context_tokens,
+from ..prompt import (Prompt, PromptBuilder, PromptFormat, heals_tokens, prompt_format_for, trained_context_tokens,
                       trained_with_cross_file_context)
+from ..prompt.healing import Healing, TokenHealer
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
 from .sampler import DenoiseSettings, generate
@@ -48,6 +49,9 @@ class Generation:
     # Per row: each token's probability. The engine's are the causal encoder's (`verify`): the
     # product over a prefix is the model's probability that the prefix is right.
     confidences: list[list[float]] = field(default_factory=list)
+    # The text of the healed token every row starts with (`dg_lsp.prompt.healing`); it is before
+    # the cursor already, so decoding drops it: `prompts.decode(row, generation.healed)`.
+    healed: str = ""
 
 
 @dataclass
@@ -63,7 +67,7 @@ class Completion:
 
     @classmethod
     def decoded(cls, generation: Generation, prompts: PromptBuilder, tokenize_ms: float = 0.0) -> Completion:
-        texts = [prompts.decode(row) for row in generation.rows]
+        texts = [prompts.decode(row, generation.healed) for row in generation.rows]
         timings = {"tokenize": tokenize_ms, **generation.timings_ms}
         timings["total"] = timings.get("total", 0.0) + tokenize_ms
         return cls(texts[0], generation.rows[0], generation.nfe, generation.canvases, generation.prompt_tokens,
@@ -183,6 +187,10 @@ class Engine(LocalEngine):
         # Each row's confidences come from one causal-encoder pass over it (`verify`); False: the
         # final denoising step's own probabilities (benchmarks compare the two).
         self.verify_with_encoder = True
+        # The prompt's last prefix token is rewritten rather than continued (`dg_lsp.prompt.healing`).
+        self.healer = TokenHealer(loaded.tokenizer)
+        self.heal_tokens = heals_tokens(loaded.directory)
+        self._healing_masks: dict[tuple[int, ...], torch.Tensor] = {}
         self._lock = threading.Lock()  # one generation at a time: they share the prompt cache
 
     @classmethod
@@ -220,13 +228,34 @@ class Engine(LocalEngine):
         settings = self._settings(canvas_length, max_new_tokens, max_steps)
         if candidates < 1 or (candidates > 1 and settings.num_canvases > 1):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
+        prompt, healing = self.healed(prompt)
+        if draft and healing:  # the draft continues the cursor, so it starts inside the healed token too
+            draft = self.prompts.encode(healing.text + self.prompts.decode(draft))
         if not draft:
-            return self._run(prompt, settings, seed, cancel, batch=candidates)
+            return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing)
         seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
         tokens, prior = self._seeded_canvas(draft[: settings.canvas_length - 1], settings.canvas_length,
                                             candidates, strength=0.0, seed=seed)
-        return self._run(prompt, settings, seed, cancel, batch=candidates, initial_canvas=tokens,
+        return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing, initial_canvas=tokens,
                          initial_self_cond=prior)
+
+    def healed(self, prompt: Prompt) -> tuple[Prompt, Healing | None]:
+        """The prompt to encode and the healing of its last prefix token (None: not healed)."""
+        healed = self.healer.heal(prompt) if self.heal_tokens else None
+        return healed if healed is not None else (prompt, None)
+
+    def first_token_mask(self, healing: Healing | None) -> torch.Tensor | None:
+        """bool [V] on the device: the tokens a row may start with (None: any)."""
+        if healing is None:
+            return None
+        mask = self._healing_masks.get(healing.allowed)
+        if mask is None:
+            if len(self._healing_masks) >= 64:
+                self._healing_masks.clear()
+            mask = torch.zeros(self.model.config.vocab_size, dtype=torch.bool, device=self.device)
+            mask[list(healing.allowed)] = True
+            self._healing_masks[healing.allowed] = mask
+        return mask
 
     def redraw(
         self,
@@ -270,21 +299,24 @@ class Engine(LocalEngine):
         prior[0, torch.arange(len(ids_t)), ids_t] = DRAFT_LOGIT
         return tokens, prior
 
-    def _run(self, prompt: Prompt, settings, seed, cancel, batch=1, **initial) -> Generation:
+    def _run(self, prompt: Prompt, settings, seed, cancel, batch=1, healing: Healing | None = None,
+             **initial) -> Generation:
         start = time.perf_counter()
         generator = self._generator(seed)
+        first_allowed = self.first_token_mask(healing)
         initial = {k: v.to(self.device, v.dtype if k == "initial_canvas" else self.loaded.dtype)
                    for k, v in initial.items()}
         with self._lock:
             t0 = self._now()
             cache, encoded = self.prompt_cache.prepare(prompt.ids, cancel, key=prompt.cache_key)
             t1 = self._now()
-            result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch, **initial)
+            result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch,
+                              first_allowed=first_allowed, **initial)
             t2 = self._now()
             rows, confidences = cut_rows_at_stops(result.tokens.tolist(), result.confidence.tolist(),
                                                   set(settings.stop_token_ids))
             if self.verify_with_encoder:
-                confidences = encoder_probabilities(self.model, cache, prompt.ids, rows, cancel)
+                confidences = encoder_probabilities(self.model, cache, prompt.ids, rows, cancel, first_allowed)
             t3 = self._now()
         timings = {
             "encode": (t1 - t0) * 1e3,
@@ -293,7 +325,8 @@ class Engine(LocalEngine):
             "verify": (t3 - t2) * 1e3,
             "total": (time.perf_counter() - start) * 1e3,
         }
-        return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences)
+        return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences,
+                          healing.text if healing else "")
 
     def _settings(self, canvas_length, max_new_tokens, max_steps) -> DenoiseSettings:
         canvas = canvas_length or self.defaults.canvas_length

@@ -35,6 +35,10 @@ from ..model.diffusion_gemma import DiffusionGemma
 from ..model.kv_cache import KVCache
 
 
+# What a disallowed token's logit becomes: finite, so entropies stay numbers (0 * log 0 is NaN).
+MASKED_LOGIT = -1e4
+
+
 @dataclass
 class DenoiseSettings:
     canvas_length: int = 32
@@ -144,8 +148,11 @@ def denoise_step(
     remaining_steps: int,
     settings: DenoiseSettings,
     generator: torch.Generator | None,
+    first_allowed: torch.Tensor | None = None,
 ) -> StepOutput:
     logits = model.denoise(canvas, cache, self_cond) / temperature(remaining_steps, settings)
+    if first_allowed is not None:  # a healed prompt: the first position may only extend the dropped token
+        logits[:, 0] = logits[:, 0].masked_fill(~first_allowed, MASKED_LOGIT)
     b, c, v = logits.shape
     per_row = sample_argmax_entropy(logits.view(-1, v), generator, settings.sampling)
     sampled, argmax, entropy = (t.view(b, c) for t in per_row)
@@ -169,13 +176,15 @@ def denoise_canvas(
     on_step: Callable[[StepOutput], None] | None = None,
     batch_size: int | None = None,
     initial_self_cond: torch.Tensor | None = None,
+    first_allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int, torch.Tensor]:
     """Denoise one canvas after the cached prompt. Returns (argmax canvas [B, C], nfe, confidence
     [B, C]: each argmax token's probability under the final step's distribution).
 
     `batch_size` > the cache's batch denoises several independent canvases over one prompt.
     `initial_canvas` and `initial_self_cond` (logits [B, C, V]) start from a draft instead of
-    pure noise: that is how a selection is rewritten in place."""
+    pure noise: that is how a selection is rewritten in place. `first_allowed` (bool [V]) limits
+    the canvas's first position to those tokens (a healed prompt, `dg_lsp.prompt.healing`)."""
     batch = batch_size or cache.batch_size
     vocab = model.config.vocab_size
     device = model.embed_tokens.weight.device
@@ -192,7 +201,7 @@ def denoise_canvas(
     for remaining in range(settings.max_denoising_steps, 0, -1):
         if cancel is not None and cancel():
             raise Cancelled("generation cancelled")
-        step = denoise_step(model, cache, canvas, self_cond, remaining, settings, generator)
+        step = denoise_step(model, cache, canvas, self_cond, remaining, settings, generator, first_allowed)
         nfe += 1
         if on_step is not None:
             on_step(step)
@@ -239,11 +248,13 @@ def generate(
     initial_canvas: torch.Tensor | None = None,
     batch_size: int | None = None,
     initial_self_cond: torch.Tensor | None = None,
+    first_allowed: torch.Tensor | None = None,
 ) -> GenerateResult:
     """Generate canvases after the prompt already encoded in `cache`.
 
     Canvases before the last are encoded into `cache` (extending it), as the reference does.
     A `batch_size` above the cache's (candidates over one prompt) allows a single canvas.
+    `first_allowed` limits the first token of the first canvas (see `denoise_canvas`).
     """
     settings.validate()
     batch = batch_size or cache.batch_size
@@ -257,7 +268,7 @@ def generate(
         first = index == 0
         canvas, nfe, confidence = denoise_canvas(
             model, cache, settings, generator, cancel, initial_canvas if first else None, None, batch,
-            initial_self_cond if first else None,
+            initial_self_cond if first else None, first_allowed if first else None,
         )
         canvas = canvas.cpu()
         canvas[done] = settings.pad_token_id  # rows that stopped in an earlier canvas

@@ -26,9 +26,12 @@ from ..model.kv_cache import KVCache
 
 @torch.inference_mode()
 def encoder_probabilities(model: DiffusionGemma, cache: KVCache, prompt: Sequence[int], rows: Sequence[Sequence[int]],
-                          cancel: Callable[[], bool] | None = None) -> list[list[float]]:
+                          cancel: Callable[[], bool] | None = None,
+                          first_allowed: torch.Tensor | None = None) -> list[list[float]]:
     """For each row, each token's probability under the causal encoder, given `prompt` (held by
-    `cache`, which may also hold generated canvases after it) and the row's earlier tokens."""
+    `cache`, which may also hold generated canvases after it) and the row's earlier tokens.
+    With `first_allowed` (bool [V], a healed prompt) the first token's probability is among
+    those tokens only: the prompt's text says the row starts with one of them."""
     length = len(prompt)
     device = model.embed_tokens.weight.device
     probabilities = []
@@ -42,7 +45,10 @@ def encoder_probabilities(model: DiffusionGemma, cache: KVCache, prompt: Sequenc
         # the row but its last token (the logits after it predict nothing we show).
         cache.truncate(length - 1)
         ids = torch.tensor([[prompt[-1], *row[:-1]]], dtype=torch.long, device=device)
-        log_probs = torch.log_softmax(model.logits(model.encode(ids, cache))[0], dim=-1)  # [len(row), V]
+        logits = model.logits(model.encode(ids, cache))[0].float()  # [len(row), V]
+        if first_allowed is not None:
+            logits[0] = logits[0].masked_fill(~first_allowed, float("-inf"))
+        log_probs = torch.log_softmax(logits, dim=-1)
         chosen = log_probs.gather(-1, torch.tensor(row, device=device)[:, None])[:, 0]
         probabilities.append(chosen.exp().tolist())
     cache.truncate(length)

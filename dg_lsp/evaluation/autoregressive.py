@@ -64,10 +64,12 @@ def decode_one_token(model: DiffusionGemma, token: torch.Tensor, cache: KVCache)
 
 def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> AutoregressiveResult:
     start = time.perf_counter()
-    # The engine's own prompt builder, so both decodings see the same prompt.
-    prompt = list(engine.prompts.build(prefix, suffix).ids)
-    generated, _, stopped, (t0, t1, t2) = greedy_tokens(engine, prompt, max_new_tokens)
-    text = engine.prompts.decode(generated)
+    # The engine's own prompt builder and token healing, so both decodings see the same prompt.
+    healed_prompt, healing = engine.healed(engine.prompts.build(prefix, suffix))
+    prompt = list(healed_prompt.ids)
+    generated, _, stopped, (t0, t1, t2) = greedy_tokens(engine, prompt, max_new_tokens,
+                                                        first_allowed=engine.first_token_mask(healing))
+    text = engine.prompts.decode(generated, healing.text if healing else "")
     timings = {
         "tokenize": (t0 - start) * 1e3,
         "encode": (t1 - t0) * 1e3,
@@ -78,9 +80,10 @@ def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_to
     return AutoregressiveResult(text, generated, stopped, len(prompt), timings)
 
 
-def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel=None):
+def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel=None, first_allowed=None):
     """Greedy decoding of `prompt` (ids): (tokens, their probabilities, stopped, (start, encoded,
-    decoded) clock readings). Checks `cancel` before every token."""
+    decoded) clock readings). Checks `cancel` before every token. `first_allowed` (bool [V], a
+    healed prompt) limits the first token, whose probability is then among those tokens."""
     from ..errors import Cancelled
 
     if max_new_tokens < 1:
@@ -95,6 +98,8 @@ def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel
         cache = model.new_cache(batch_size=1, capacity=len(prompt) + max_new_tokens)
         t0 = device_clock(device)
         logits = prefill(model, ids, cache)  # [1, V]
+        if first_allowed is not None:
+            logits = logits.float().masked_fill(~first_allowed, float("-inf"))
         t1 = device_clock(device)
         while True:
             if cancel is not None and cancel():
@@ -136,11 +141,13 @@ class AutoregressiveEngine:
 
         start = time.perf_counter()
         budget = max_new_tokens or canvas_length or self.engine.defaults.canvas_length
-        tokens, probabilities, _, (t0, t1, t2) = greedy_tokens(self.engine, list(prompt.ids), budget, cancel)
+        prompt, healing = self.engine.healed(prompt)
+        tokens, probabilities, _, (t0, t1, t2) = greedy_tokens(self.engine, list(prompt.ids), budget, cancel,
+                                                               self.engine.first_token_mask(healing))
         timings = {"encode": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3,
                    "per_token": (t2 - t1) * 1e3 / max(1, len(tokens)), "total": (time.perf_counter() - start) * 1e3}
         return Generation([tokens] * candidates, len(tokens), 1, len(prompt), len(prompt), timings,
-                          [probabilities] * candidates)
+                          [probabilities] * candidates, healing.text if healing else "")
 
 
 def decode_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> tuple[str, dict[str, float]]:

@@ -96,13 +96,14 @@ def is_candidate(line: str, language: str = "") -> bool:
 
 
 def cut_hole(text: str, line_no: int, prefix_chars: int = 2000, suffix_chars: int = 1000,
-             path: str = "", language: str = "") -> Hole:
-    """The hole at line `line_no` (0-based; lines are split at "\n") of `text`."""
+             path: str = "", language: str = "", cursor: int = 0) -> Hole:
+    """The hole at line `line_no` (0-based; lines are split at "\n") of `text`: its code, from
+    `cursor` characters after the indentation (0: all of it) to its end."""
     lines = text.split("\n")
     line_start = sum(len(line) + 1 for line in lines[:line_no])
     body = lines[line_no].rstrip("\r")
     indent = len(body) - len(body.lstrip())
-    hole_start = line_start + indent
+    hole_start = line_start + indent + cursor
     hole_end = line_start + len(body.rstrip())  # trailing blanks belong to the suffix
     start = _trimmed_start(text, hole_start - indent, prefix_chars)
     end = _trimmed_end(text, line_start + len(body), suffix_chars)
@@ -115,9 +116,12 @@ def cut_holes(
     per_document: int = 1,
     prefix_chars: int = 2000,
     suffix_chars: int = 1000,
+    inside: bool = False,
 ) -> list[Hole]:
     """Up to `per_document` holes per document (lines chosen at random among the candidates,
-    in document order), in document order."""
+    in document order), in document order. `inside`: each hole starts at a random character
+    inside its line's code rather than after the indentation, as while typing (often in the
+    middle of a word)."""
     holes = []
     for index, doc in enumerate(documents):
         text, language, path = doc["text"], str(doc.get("language", "")), str(doc.get("path", ""))
@@ -125,8 +129,11 @@ def cut_holes(
         if not candidates:
             continue
         rng = random.Random(f"{seed}\x00{index}\x00{path}")
+        lines = text.split("\n")
         for line_no in sorted(rng.sample(candidates, min(per_document, len(candidates)))):
-            holes.append(cut_hole(text, line_no, prefix_chars, suffix_chars, path, language))
+            code = lines[line_no].strip()
+            cursor = rng.randrange(1, len(code)) if inside else 0
+            holes.append(cut_hole(text, line_no, prefix_chars, suffix_chars, path, language, cursor))
     return holes
 
 

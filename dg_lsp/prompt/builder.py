@@ -48,6 +48,11 @@ class Prompt:
         start, end = self.spans.get(name, (0, 0))
         return self.ids[start:end]
 
+    def without(self, position: int) -> Prompt:
+        """The prompt with the token at `position` dropped (token healing, see `healing`)."""
+        spans = {name: (start - (start > position), end - (end > position)) for name, (start, end) in self.spans.items()}
+        return Prompt(self.ids[:position] + self.ids[position + 1 :], spans, self.cache_key)
+
 
 class PromptBuilder:
     def __init__(self, fmt: PromptFormat, budget_tokens: int):
@@ -111,8 +116,13 @@ class PromptBuilder:
         """Tokens of a text that is not a prompt segment (a rewrite's selection)."""
         return list(self.tokens.encode(text, stable=False).ids)
 
-    def decode(self, ids) -> str:
-        return decode(self.format.tokenizer, ids)
+    def decode(self, ids, healed: str = "") -> str:
+        """The text of `ids`; with `healed` (the text of a healed token, `healing.Healing.text`),
+        the text after it: what follows the cursor."""
+        text = decode(self.format.tokenizer, ids)
+        if not healed:
+            return text
+        return text[len(healed) :] if text.startswith(healed) else ""
 
 
 def _assemble(parts, key: str) -> Prompt:

@@ -7,6 +7,9 @@
 - `dg_lsp.json` may also say `{"context_tokens": N}`: the longest prompt the model was
   trained on. Its rotary positions beyond that were never seen, so the engine keeps prompts
   within it (see `trained_context_tokens`).
+- `{"cross_file_context": false}`: the model was trained without snippets of other files;
+  `{"token_healing": false}`: the engine continues the prompt's last token instead of
+  rewriting it (`healing`; on unless it says false).
 - Otherwise the prompt is an instruction, rendered with the model's chat template when it
   has one (in a sandboxed Jinja environment: the template is data, never trusted code).
 
@@ -99,6 +102,16 @@ def trained_with_cross_file_context(directory: Path) -> bool:
     value = _read_options(directory).get("cross_file_context", True)
     if not isinstance(value, bool):
         raise ModelLoadError(f"{directory / 'dg_lsp.json'}: cross_file_context must be true or false, not {value!r}")
+    return value
+
+
+def heals_tokens(directory: Path) -> bool:
+    """Whether the engine may heal the prompt's last token (`dg_lsp.json` `token_healing`; true
+    unless it says false): a model whose tokenizer cuts differently, or a test's fake model,
+    can turn it off."""
+    value = _read_options(directory).get("token_healing", True)
+    if not isinstance(value, bool):
+        raise ModelLoadError(f"{directory / 'dg_lsp.json'}: token_healing must be true or false, not {value!r}")
     return value
 
 

@@ -15,7 +15,7 @@ from ..context.plan import plan_infill
 from ..context.postprocess import clean_completion
 from ..errors import Cancelled, EngineUnavailable
 from .completion_cache import CompletionCache
-from .confidence import confident_prefix
+from .confidence import confident_prefix, threshold_at
 from .documents import DocumentStore
 from .model_host import ModelHost
 from .settings import Settings
@@ -65,8 +65,9 @@ class CompletionService:
         candidates = settings.candidates if invoked else 1
         plan = self.plan(doc, offset, settings, invoked)
         draft = self.draft(doc, offset, plan, engine)
+        threshold = threshold_at(settings, doc.text, offset)
         key = CompletionCache.key(engine.identity, settings.seed, plan, "invoked" if invoked else "auto",
-                                  (steps, candidates, settings.minConfidence, draft and draft.text))
+                                  (steps, candidates, threshold, draft and draft.text))
         if (texts := self.cache.get(key)) is not None:
             self.cache.remember_shown(uri, doc.text, offset, texts)
             return CompletionResult(texts, offset, "cache")
@@ -84,7 +85,7 @@ class CompletionService:
             extra = {"draft": draft_ids} if draft_ids else {}
             generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
                                          candidates=candidates, seed=settings.seed, cancel=is_cancelled, **extra)
-            return generation, (draft_ids if draft and draft.trusted else None)
+            return generation, (draft.text if draft and draft.trusted else None)
 
         try:
             generation, trusted_draft = await self.worker.run("completion", work)
@@ -94,7 +95,7 @@ class CompletionService:
             return CompletionResult([], offset, "unavailable")
         if doc.version != version:  # the buffer changed while we worked: this answer is stale
             return CompletionResult([], offset, "stale")
-        texts = self._shown_texts(doc, plan, engine, generation, settings.minConfidence, invoked, trusted_draft)
+        texts = self._shown_texts(doc, plan, engine, generation, threshold, invoked, trusted_draft)
         self.cache.put(key, texts)
         self.cache.remember_shown(uri, doc.text, offset, texts)
         self.last_latency_ms = generation.timings_ms.get("total")
@@ -102,16 +103,18 @@ class CompletionService:
 
     @staticmethod
     def _shown_texts(doc, plan, engine, generation, threshold: float, invoked: bool,
-                     trusted_draft: list[int] | None = None) -> list[str]:
+                     trusted_draft: str | None = None) -> list[str]:
         """Each candidate cut before its first unconfident token (the first one: or a trusted
-        draft, if that is longer; see `confidence`), then post-processed; an invoked request also
-        offers the whole candidates after those."""
-        shown = [confident_prefix(row, conf, threshold) for row, conf in zip(generation.rows, generation.confidences)]
-        if trusted_draft and shown and len(trusted_draft) > len(shown[0]):
-            shown[0] = list(trusted_draft)
-        raw = [engine.prompts.decode(tokens) for tokens in shown]
+        draft's text, if that is longer; see `confidence`), then post-processed; an invoked
+        request also offers the whole candidates after those."""
+        healed = getattr(generation, "healed", "")  # a healed token's text is before the cursor already
+        decode = (lambda ids: engine.prompts.decode(ids, healed)) if healed else engine.prompts.decode
+        raw = [decode(confident_prefix(row, conf, threshold))
+               for row, conf in zip(generation.rows, generation.confidences)]
+        if trusted_draft and raw and len(trusted_draft) > len(raw[0]):
+            raw[0] = trusted_draft
         if invoked and threshold > 0:
-            raw += [engine.prompts.decode(row) for row in generation.rows]
+            raw += [decode(row) for row in generation.rows]
         return _distinct(t for t in (clean_completion(doc, plan, text) for text in raw) if t)
 
     def draft(self, doc, offset: int, plan, engine) -> Draft | None:

@@ -27,24 +27,35 @@ def no_stops(engine):
 
 
 def test_it_stops_at_max_new_tokens(no_stops):
+    _, healing = no_stops.healed(no_stops.prompts.build(PREFIX, SUFFIX))
     for budget in (1, 5, 12):
         result = generate_autoregressive(no_stops, PREFIX, SUFFIX, budget)
         assert len(result.token_ids) == budget and not result.stopped
-        assert result.text == no_stops.prompts.decode(result.token_ids)
+        assert result.text == no_stops.prompts.decode(result.token_ids, healing.text)
 
 
-def test_tokens_are_the_greedy_choice_of_the_whole_sequence(no_stops):
+@pytest.mark.parametrize("heal", [True, False])
+def test_tokens_are_the_greedy_choice_of_the_whole_sequence(no_stops, heal):
     """Decoding one token at a time with the KV cache gives the argmax that encoding the prompt
-    and the generated tokens in one pass gives at every position."""
-    result = generate_autoregressive(no_stops, PREFIX, SUFFIX, 8)
-    prompt = list(no_stops.prompts.build(PREFIX, SUFFIX).ids)
-    assert result.prompt_tokens == len(prompt)
+    and the generated tokens in one pass gives at every position; with token healing the prompt
+    lacks its last token and the first token is the likeliest of those that extend it."""
+    no_stops.heal_tokens = heal
+    try:
+        result = generate_autoregressive(no_stops, PREFIX, SUFFIX, 8)
+    finally:
+        no_stops.heal_tokens = True
+    built = no_stops.prompts.build(PREFIX, SUFFIX)
+    healed, healing = no_stops.healed(built)
+    prompt = list(healed.ids if heal else built.ids)
+    assert result.prompt_tokens == len(prompt) == len(built) - heal
     ids = torch.tensor([prompt + result.token_ids[:-1]])
     model = no_stops.model
     with torch.inference_mode():
         hidden = model.encode(ids, model.new_cache(capacity=ids.shape[1]))
-        greedy = model.logits(hidden)[0, len(prompt) - 1 :].argmax(-1).tolist()
-    assert greedy == result.token_ids
+        logits = model.logits(hidden)[0, len(prompt) - 1 :]
+        if heal:
+            logits[0] = logits[0].masked_fill(~no_stops.first_token_mask(healing), float("-inf"))
+    assert logits.argmax(-1).tolist() == result.token_ids
 
 
 def test_it_stops_at_a_stop_token_and_leaves_it_out(engine, no_stops):

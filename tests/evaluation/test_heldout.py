@@ -94,3 +94,16 @@ def test_scores_and_evaluate():
     assert results.n == len(holes) and results.exact_match == 1.0 and results.edit_similarity == 1.0
     wrong = heldout.evaluate(holes, lambda prefix, suffix: "pass", progress=False)
     assert wrong.exact_match == 0.0 and wrong.edit_similarity < 0.5
+
+
+def test_holes_inside_a_line_start_after_some_of_its_code():
+    """`inside=True`: the cursor is somewhere in the line's code (as while typing), and the hole
+    is the rest of that line; the lines chosen are the same as for holes at the line start."""
+    starts = heldout.cut_holes(documents(), seed=0, per_document=2)
+    insides = heldout.cut_holes(documents(), seed=0, per_document=2, inside=True)
+    assert insides == heldout.cut_holes(documents(), seed=0, per_document=2, inside=True)
+    assert [h.line for h in insides] == [h.line for h in starts]
+    for start, inside in zip(starts, insides):
+        assert start.hole.endswith(inside.hole) and 0 < len(inside.hole) < len(start.hole)
+        assert inside.prefix == start.prefix + start.hole[: len(start.hole) - len(inside.hole)]
+        assert inside.suffix == start.suffix

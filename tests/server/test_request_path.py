@@ -137,7 +137,8 @@ def test_only_confident_tokens_are_shown(spm_dir):
     at = types.Position(*doc.position_at(len(doc.text) - 1))
 
     def complete(invoked, threshold):
-        settings = replace(session.settings, minConfidence=threshold, candidates=2)
+        # The cursor is inside a line ("value = |"): the in-line threshold gates it.
+        settings = replace(session.settings, minConfidence=0.0, minConfidenceInLine=threshold, candidates=2)
         return asyncio.run(session.service.complete("file:///a.py", at, invoked, settings))
 
     everything = complete(False, 0.0)
@@ -193,3 +194,17 @@ def test_cross_file_context_must_be_a_boolean(spm_dir, tmp_path):
     (broken / "dg_lsp.json").write_text(json.dumps({"cross_file_context": "no"}))
     with pytest.raises(ModelLoadError, match="cross_file_context must be true or false"):
         Engine(load_model(broken, progress=False), context_tokens=512)
+
+
+def test_the_threshold_depends_on_where_the_cursor_is():
+    """At a line's start `minConfidence`, inside a line's code `minConfidenceInLine`."""
+    from dg_lsp.server.confidence import threshold_at
+
+    settings = Settings(minConfidence=0.35, minConfidenceInLine=0.1)
+    text = "def f(path):\n    with open(path) as fh:\n        ret\n\n"
+    assert threshold_at(settings, text, text.index("ret") + 3) == 0.1  # in a word
+    assert threshold_at(settings, text, text.index("ret") + 1) == 0.1
+    assert threshold_at(settings, text, text.index("ret")) == 0.35  # after the indentation
+    assert threshold_at(settings, text, len(text) - 1) == 0.35  # column 0 of a blank line
+    assert threshold_at(settings, text, 0) == 0.35 and threshold_at(settings, "", 0) == 0.35
+    assert threshold_at(settings, "x = 1", 5) == 0.1  # the first line has no line break before it

@@ -27,6 +27,7 @@ M.server_settings = {
   },
   seed = 0,
   minConfidence = 0.35,
+  minConfidenceInLine = 0.1, -- the same, with the cursor inside a line's code
   engine = 'local', -- 'remote': model calls go to the server in `remote` (vLLM, llama.cpp, Ollama...)
   remote = {
     url = '', -- e.g. 'http://gpu-box:8000'; dg-lsp appends /v1/completions or /infill
