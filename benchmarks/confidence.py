@@ -172,9 +172,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 draft_right.append(score([draft.text], hole.hole)[1])
                 if draft.trusted:
                     trusted_right.append(draft_right[-1])
-                draft_ids = engine.prompts.encode(draft.text)
                 generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                             seed=settings.seed, draft=draft_ids)
+                                             seed=settings.seed, draft=draft.text)
                 trusted = draft.text if draft.trusted else None
             draft_times.append((time.perf_counter() - t0) * 1e3)
             generations["model+draft"] = generation

@@ -219,18 +219,18 @@ class Engine(LocalEngine):
         candidates: int = 1,
         seed: int | None = None,
         cancel: Callable[[], bool] | None = None,
-        draft: list[int] | None = None,
+        draft: str | None = None,
     ) -> Generation:
         """Fill the gap `prompt` describes. Raises `Cancelled` if `cancel()` turns true.
         `candidates` > 1 denoises that many canvases in one batch (a single canvas each).
-        A `draft` (token ids, e.g. a prompt-lookup continuation) seeds the start of the first
+        A `draft` (the text after the cursor, e.g. a prompt-lookup continuation) seeds the start of the first
         candidate's canvas and its self-conditioning prior; the model keeps what it agrees with."""
         settings = self._settings(canvas_length, max_new_tokens, max_steps)
         if candidates < 1 or (candidates > 1 and settings.num_canvases > 1):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
         prompt, healing = self.healed(prompt)
-        if draft and healing:  # the draft continues the cursor, so it starts inside the healed token too
-            draft = self.prompts.encode(healing.text + self.prompts.decode(draft))
+        # The draft continues the cursor, so with a healed prompt it starts with the healed text too.
+        draft = self.prompts.encode((healing.text if healing else "") + draft) if draft else None
         if not draft:
             return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing)
         seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))

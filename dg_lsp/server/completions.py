@@ -81,8 +81,7 @@ class CompletionService:
         def work(is_cancelled):
             # Built on the model thread: the event loop never waits for the tokenizer.
             prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
-            draft_ids = engine.prompts.encode(draft.text) if draft else None
-            extra = {"draft": draft_ids} if draft_ids else {}
+            extra = {"draft": draft.text} if draft else {}
             generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
                                          candidates=candidates, seed=settings.seed, cancel=is_cancelled, **extra)
             return generation, (draft.text if draft and draft.trusted else None)

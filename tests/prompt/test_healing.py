@@ -125,8 +125,7 @@ def test_every_row_starts_with_a_token_that_extends_the_cursors(engine):
 def test_a_draft_is_healed_with_the_prompt(engine):
     """A prompt-lookup draft continues the cursor: it is re-tokenized with the healed text in front."""
     prompt = engine.prompts.build(PREFIX, "\n", key="heal-draft")
-    draft = engine.prompts.encode("urn a\n")
-    generation = engine.generate(prompt, canvas_length=16, max_steps=1, seed=1, draft=draft)
+    generation = engine.generate(prompt, canvas_length=16, max_steps=1, seed=1, draft="urn a\n")
     assert generation.rows[0][0] in engine.healed(prompt)[1].allowed
 
 
