@@ -47,6 +47,7 @@ class RemoteGeneration:
     nfe: int = 0  # no denoising steps run here
     canvases: int = 0
     encoded_tokens: int = 0
+    healed: str = ""  # the prompt goes to the server as it is: no token is healed
 
 
 @dataclass

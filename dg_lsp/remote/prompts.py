@@ -93,7 +93,8 @@ class TextPromptBuilder:
         return self.tokens.encode(_tail_chars(prefix, self.budget * MAX_CHARS_PER_TOKEN), stable=False)
 
     @staticmethod
-    def decode(pieces) -> str:
+    def decode(pieces, healed: str = "") -> str:
+        """The pieces' text (`healed` is always empty here: the remote engine never heals)."""
         return "".join(pieces)
 
 

@@ -106,8 +106,9 @@ class CompletionService:
         """Each candidate cut before its first unconfident token (the first one: or a trusted
         draft's text, if that is longer; see `confidence`), then post-processed; an invoked
         request also offers the whole candidates after those."""
-        healed = getattr(generation, "healed", "")  # a healed token's text is before the cursor already
-        decode = (lambda ids: engine.prompts.decode(ids, healed)) if healed else engine.prompts.decode
+        def decode(ids) -> str:  # a healed token's text is before the cursor already
+            return engine.prompts.decode(ids, generation.healed)
+
         raw = [decode(confident_prefix(row, conf, threshold))
                for row, conf in zip(generation.rows, generation.confidences)]
         if trusted_draft and raw and len(trusted_draft) > len(raw[0]):
