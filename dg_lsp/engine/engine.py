@@ -25,7 +25,7 @@ from ..model.loader import LoadedModel, load_model
 from ..model.quantize import quantize_loaded_model
 from ..prompt import (Prompt, PromptBuilder, PromptFormat, heals_tokens, prompt_format_for, trained_context_tokens,
                       trained_with_cross_file_context)
-from ..prompt.healing import Healing, TokenHealer
+from ..prompt.healing import Healing, TokenHealer, healed_text
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
 from .sampler import DenoiseSettings, generate
@@ -230,7 +230,7 @@ class Engine(LocalEngine):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
         prompt, healing = self.healed(prompt)
         # The draft continues the cursor, so with a healed prompt it starts with the healed text too.
-        draft = self.prompts.encode((healing.text if healing else "") + draft) if draft else None
+        draft = self.prompts.encode(healed_text(healing) + draft) if draft else None
         if not draft:
             return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing)
         seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
@@ -326,7 +326,7 @@ class Engine(LocalEngine):
             "total": (time.perf_counter() - start) * 1e3,
         }
         return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences,
-                          healing.text if healing else "")
+                          healed_text(healing))
 
     def _settings(self, canvas_length, max_new_tokens, max_steps) -> DenoiseSettings:
         canvas = canvas_length or self.defaults.canvas_length

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from ..engine.engine import device_clock
+from ..prompt.healing import healed_text
 
 if TYPE_CHECKING:
     from ..engine.engine import Engine
@@ -69,7 +70,7 @@ def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_to
     prompt = list(healed_prompt.ids)
     generated, _, stopped, (t0, t1, t2) = greedy_tokens(engine, prompt, max_new_tokens,
                                                         first_allowed=engine.first_token_mask(healing))
-    text = engine.prompts.decode(generated, healing.text if healing else "")
+    text = engine.prompts.decode(generated, healed_text(healing))
     timings = {
         "tokenize": (t0 - start) * 1e3,
         "encode": (t1 - t0) * 1e3,
@@ -147,7 +148,7 @@ class AutoregressiveEngine:
         timings = {"encode": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3,
                    "per_token": (t2 - t1) * 1e3 / max(1, len(tokens)), "total": (time.perf_counter() - start) * 1e3}
         return Generation([tokens] * candidates, len(tokens), 1, len(prompt), len(prompt), timings,
-                          [probabilities] * candidates, healing.text if healing else "")
+                          [probabilities] * candidates, healed_text(healing))
 
 
 def decode_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> tuple[str, dict[str, float]]:

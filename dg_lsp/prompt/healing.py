@@ -49,6 +49,11 @@ class Healing:
     allowed: tuple[int, ...]  # the ids whose text starts with it: the only first tokens a row may have
 
 
+def healed_text(healing: Healing | None) -> str:
+    """What every generated row starts with and the editor is not shown ("" when not healed)."""
+    return healing.text if healing else ""
+
+
 class TokenHealer:
     """`heal(prompt)`: the prompt without its prefix's last token, and what the first generated
     token must start with. The vocabulary's texts are read once, on first use."""

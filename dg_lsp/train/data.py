@@ -15,6 +15,7 @@ completions are both practised.
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,25 @@ PROMPT_SPECIALS = 4  # bos, pre, suf, mid
 class Batch:
     prompt: torch.Tensor  # [B, P]
     target: torch.Tensor  # [B, C]: middle, eos, pads
+
+
+def cap_package_bytes(documents: list[dict], max_bytes: int, rng: random.Random) -> list[dict]:
+    """At most `max_bytes` of text per package (the corpus's `package` field), from a random
+    subset of its files; the first file of a package is always kept. The result stays in
+    corpus order."""
+    by_package: dict[str, list[int]] = defaultdict(list)
+    for index, document in enumerate(documents):
+        by_package[document["package"]].append(index)
+    kept: set[int] = set()
+    for indices in by_package.values():
+        rng.shuffle(indices)
+        total = 0
+        for index in indices:
+            if total >= max_bytes:
+                break
+            kept.add(index)
+            total += len(documents[index]["text"].encode("utf-8"))
+    return [document for index, document in enumerate(documents) if index in kept]
 
 
 class TokenStream:

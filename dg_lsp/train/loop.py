@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..model.config import parse_config
 from ..model.diffusion_gemma import DiffusionGemma
 from .corpus import iter_documents
-from .data import FimSampler, TokenStream, WindowSampler, newline_token_ids
+from .data import FimSampler, TokenStream, WindowSampler, cap_package_bytes, newline_token_ids
 from .export import export_model
 from .objectives import losses, next_token_loss
 from .presets import model_config
@@ -46,11 +46,14 @@ def init_weights(model: DiffusionGemma, std: float = 0.02) -> None:
 
 def lr_at(step: int, settings: TrainSettings, train_seconds: float = 0.0, restart_step: int = 0) -> float:
     """Linear warmup, then a cosine down to a tenth over `steps`, or over `schedule_minutes` of
-    training time when set (a run bounded by time cannot know its step count). After a resume
+    training time when set (a run bounded by time cannot know its step count), or, with
+    `constant_lr`, the rate itself (`decay_factor` anneals it at the end of a run). After a resume
     with fresh optimizer moments (`restart_step`), the rate warms up again."""
     if step < settings.warmup:
         return settings.lr * (step + 1) / settings.warmup
-    if settings.schedule_minutes:
+    if settings.constant_lr:
+        progress = 0.0
+    elif settings.schedule_minutes:
         progress = train_seconds / (settings.schedule_minutes * 60)
     else:
         progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
@@ -58,6 +61,14 @@ def lr_at(step: int, settings: TrainSettings, train_seconds: float = 0.0, restar
     if restart_step and step - restart_step < settings.warmup:
         lr *= (step - restart_step + 1) / settings.warmup
     return lr
+
+
+def decay_factor(seconds_left: float, decay_seconds: float | None) -> float:
+    """The rate's multiplier `seconds_left` before the deadline: 1 until the last
+    `decay_seconds`, then falling linearly to a tenth at the deadline."""
+    if not decay_seconds or seconds_left >= decay_seconds:
+        return 1.0
+    return 0.1 + 0.9 * max(0.0, seconds_left) / decay_seconds
 
 
 class Trainer:
@@ -78,7 +89,10 @@ class Trainer:
             lr=settings.lr, betas=(0.9, 0.95))
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
         newlines = newline_token_ids(tokenizer)
-        documents = [d["text"] for d in iter_documents(Path(corpus) / "train.jsonl")]
+        documents = list(iter_documents(Path(corpus) / "train.jsonl"))
+        if settings.max_package_bytes:
+            documents = cap_package_bytes(documents, settings.max_package_bytes, random.Random(settings.seed))
+        documents = [d["text"] for d in documents]
         random.Random(settings.seed).shuffle(documents)  # the corpus file is grouped by source
         train = TokenStream.from_texts(documents, tokenizer, max_tokens=settings.max_train_tokens)
         del documents
@@ -191,8 +205,11 @@ class Trainer:
         while self.step < s.steps and (deadline is None or time.monotonic() < deadline):
             started = time.monotonic()
             batch = next(batches)
+            lr = lr_at(self.step, s, self.train_seconds, self.restart_step)
+            if deadline is not None and s.decay_minutes:
+                lr *= decay_factor(deadline - started, s.decay_minutes * 60)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(self.step, s, self.train_seconds, self.restart_step)
+                group["lr"] = lr
             if pretraining:
                 ar = next_token_loss(self.model, batch.to(s.device))
                 diffusion = torch.zeros((), device=ar.device)
@@ -282,7 +299,8 @@ def run(args: argparse.Namespace) -> int:
                              prompt_len=args.prompt_len, lr=args.lr, device=args.device,
                              max_train_tokens=args.max_train_tokens, schedule_minutes=args.schedule_minutes,
                              ar_context=args.ar_context, denoise_replaced_only=args.denoise_replaced_only,
-                             objective=args.objective)
+                             objective=args.objective, max_package_bytes=args.max_package_bytes,
+                             decay_minutes=args.decay_minutes, constant_lr=args.constant_lr)
     random.seed(settings.seed)
     trainer = Trainer(args.corpus, args.tokenizer, args.out, settings)
     if args.init_from is not None and not trainer.step:  # a resumed run folder wins over --init-from

@@ -139,6 +139,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="count the denoising loss on re-noised positions only")
     parser.add_argument("--eval-every", type=int, default=None, help="held-out losses every N steps (default 200)")
     parser.add_argument("--max-train-tokens", type=int, default=None, help="training stream size (default 40M)")
+    parser.add_argument("--decay-minutes", type=float, default=None,
+                        help="anneal: over the last this-many minutes the rate falls linearly to a tenth")
+    parser.add_argument("--max-package-bytes", type=int, default=None,
+                        help="train on at most this many bytes per package (a random subset of its files)")
     parser.add_argument("--shard-mb", type=float, default=15.0, help="largest weight file in MiB (default 15)")
     parser.add_argument("--bundle", action="store_true",
                         help="pack the model's small files into model/bundle.json (fewer files to copy)")
@@ -176,7 +180,8 @@ def resolve_settings(args: argparse.Namespace, state: dict | None) -> TrainSetti
     explicit = {"steps": args.steps, "batch_size": args.batch_size, "prompt_len": args.prompt_len, "lr": args.lr,
                 "ar_context": args.ar_context, "denoise_replaced_only": args.denoise_replaced_only,
                 "eval_every": args.eval_every, "max_train_tokens": args.max_train_tokens,
-                "schedule_minutes": args.schedule_minutes}
+                "schedule_minutes": args.schedule_minutes, "max_package_bytes": args.max_package_bytes,
+                "decay_minutes": args.decay_minutes}
     for name, value in explicit.items():
         if value is not None:
             setattr(settings, name, value)

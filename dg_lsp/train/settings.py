@@ -14,6 +14,10 @@ class TrainSettings:
     steps: int = 20_000
     minutes: float | None = None  # stop after this much wall time (checkpoint and export first)
     schedule_minutes: float | None = None  # the LR cosine spans this much training time, not `steps`
+    constant_lr: bool = False  # no cosine: `lr` after the warmup (with `decay_minutes`: warmup-stable-decay)
+    # The last this-many minutes before `minutes` runs out, the rate falls linearly to a tenth
+    # (a warmup-stable-decay schedule: a run resumed over sessions anneals when it stops).
+    decay_minutes: float | None = None
     batch_size: int = 16
     prompt_len: int = 256
     canvas_lens: tuple[int, ...] = (16, 32, 64)
@@ -28,6 +32,10 @@ class TrainSettings:
     warmup: int = 200
     weight_decay: float = 0.01
     max_train_tokens: int = 30_000_000
+    # At most this many bytes of training text per package (a random subset of its files), so a
+    # few huge packages do not make most of the mix (torch, transformers, sympy and scipy are 58%
+    # of a machine's site-packages). None: every file.
+    max_package_bytes: int | None = None
     checkpoint_every: int = 200
     eval_every: int = 200
     seed: int = 0
@@ -44,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=None, help="stop after this much time")
     parser.add_argument("--schedule-minutes", type=float, default=None,
                         help="let the learning-rate cosine span this much training time instead of --steps")
+    parser.add_argument("--constant-lr", action="store_true",
+                        help="keep the rate at --lr after the warmup instead of a cosine (anneal with --decay-minutes)")
+    parser.add_argument("--decay-minutes", type=float, default=None,
+                        help="anneal: over the last this-many of --minutes the rate falls linearly to a tenth")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--prompt-len", type=int, default=defaults.prompt_len)
     parser.add_argument("--ar-context", type=int, default=defaults.ar_context,
@@ -60,4 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--max-train-tokens", type=int, default=defaults.max_train_tokens)
+    parser.add_argument("--max-package-bytes", type=int, default=None,
+                        help="train on at most this many bytes per package (a random subset of its files)")
     parser.add_argument("--export", type=Path, default=None, help="write the model directory here at the end")

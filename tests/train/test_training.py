@@ -5,6 +5,7 @@ import inspect
 import json
 import random
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from dg_lsp.engine.engine import Engine
 from dg_lsp.model.config import parse_config
 from dg_lsp.model.diffusion_gemma import DiffusionGemma
 from dg_lsp.model.loader import load_model
-from dg_lsp.train.data import EOS, PAD, Batch, FimSampler, TokenStream, newline_token_ids
-from dg_lsp.train.loop import Trainer, init_weights, lr_at
+from dg_lsp.train.data import EOS, PAD, Batch, FimSampler, TokenStream, cap_package_bytes, newline_token_ids
+from dg_lsp.train.loop import Trainer, decay_factor, init_weights, lr_at
 from dg_lsp.train.objectives import losses
 from dg_lsp.train.presets import model_config
 from dg_lsp.train.settings import TrainSettings
@@ -40,6 +41,18 @@ def settings(**changes):
     base = dict(preset="test", steps=30, batch_size=4, prompt_len=48, canvas_lens=(16,), lr=3e-3, warmup=5,
                 checkpoint_every=10, eval_every=10)
     return TrainSettings(**{**base, **changes})
+
+
+def test_the_package_cap_keeps_small_packages_whole_and_trims_big_ones():
+    big = [{"package": "big", "text": f"# file {i}\n" + "x = 1\n" * 100} for i in range(50)]
+    small = [{"package": "small", "text": "y = 2\n"} for _ in range(3)]
+    documents = big[:25] + small + big[25:]
+    kept = cap_package_bytes(documents, max_bytes=2000, rng=random.Random(0))
+    kept_big = [d for d in kept if d["package"] == "big"]
+    assert [d for d in kept if d["package"] == "small"] == small
+    assert 2000 <= sum(len(d["text"]) for d in kept_big) < 2000 + len(big[0]["text"])
+    assert kept_big != big[: len(kept_big)]  # a random subset, not the first files
+    assert [documents.index(d) for d in kept] == sorted(documents.index(d) for d in kept)  # corpus order
 
 
 def test_fim_examples_are_well_formed(corpus):
@@ -143,6 +156,23 @@ def test_rewarm_restarts_the_warmup_at_the_resumed_step():
     assert lr_at(500, s) > 4e-4  # mid-cosine
     assert lr_at(500, s, restart_step=500) == pytest.approx(lr_at(500, s) / 10)
     assert lr_at(510, s, restart_step=500) == pytest.approx(lr_at(510, s))
+
+
+def test_a_constant_rate_then_a_linear_decay_to_a_tenth_at_the_deadline():
+    s = settings(steps=1000, warmup=10, lr=1e-3, constant_lr=True)
+    assert lr_at(5, s) == pytest.approx(6e-4)  # the warmup still comes first
+    assert lr_at(20, s) == lr_at(900, s) == pytest.approx(1e-3)
+    assert decay_factor(600.0, 300.0) == 1.0 and decay_factor(600.0, None) == 1.0
+    assert decay_factor(150.0, 300.0) == pytest.approx(0.55)
+    assert decay_factor(0.0, 300.0) == pytest.approx(0.1) == decay_factor(-5.0, 300.0)
+
+
+def test_the_decay_anneals_a_run_bounded_by_time(corpus, tmp_path):
+    trainer = Trainer(corpus, corpus / "tokenizer.json", tmp_path / "run",
+                      settings(steps=10**6, warmup=2, constant_lr=True, decay_minutes=0.05, eval_every=10**6))
+    trainer.train(deadline=time.monotonic() + 4.0, progress=False, checkpoint=lambda: None)
+    assert trainer.step > 3
+    assert trainer.optimizer.param_groups[0]["lr"] < 0.7 * 3e-3  # annealed over its last 3 seconds
 
 
 def test_next_token_pretraining_then_fim_resumes_in_the_same_run(corpus, tmp_path):
