@@ -64,9 +64,14 @@ def _opens_block(doc: Document, line: int) -> bool:
 
 
 def _body_indent(doc: Document, line: int, before: str, opener_indent: str, unit: str) -> str:
-    """An existing body's indentation if the next line shows one, else what the editor put
-    before the cursor if it is deeper than the opener, else one step deeper."""
+    """What the editor put before the cursor if it is deeper than the opener (the line is in
+    the body already), else an existing body's indentation if the next line shows one, else
+    one step deeper. The cursor wins over the next line: a deeper next line is often the body
+    of the line being written (`if ...:` above its own body), and pushing the completion there
+    made every such completion wrong on held-out line holes (benchmarks/confidence.py)."""
     floor = columns(opener_indent)
+    if columns(before) > floor:
+        return before
     for row in range(line + 1, min(doc.line_count, line + 1 + LOOK_BACK_LINES)):
         text = doc.line_text(row)
         if text.strip():
@@ -74,6 +79,4 @@ def _body_indent(doc: Document, line: int, before: str, opener_indent: str, unit
             if columns(ws) > floor:
                 return ws
             break
-    if columns(before) > floor:
-        return before
     return opener_indent + unit

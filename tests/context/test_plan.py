@@ -33,6 +33,9 @@ def plan_at(language_id: str, source: str, uri: str = "", **kwargs):
     ("python", "for x in items:  # each item\n    █", "    ", ""),
     ("python", "def f():\n█", "    ", ""),  # the editor did not indent: one step deeper
     ("python", "if ready:\n\n    █\n    go()\n", "    ", ""),  # a blank line between is fine
+    ("python", "def f():\n█\n    go()\n", "    ", ""),  # at column 0: the body's, from the next line
+    # The cursor already in the body: a deeper next line is the body of the line being written.
+    ("python", "def f(node):\n    █\n        go(node)\n", "    ", ""),
     ("typescript", "function f(a: number): number {\n  █\n}\n", "  ", ""),
     ("typescript", "export class S {\n  add(u: User): void {\n    █\n  }\n}\n", "    ", "  "),
     ("javascript", "if (ready) {\n    █\n}\n", "    ", ""),

@@ -56,6 +56,16 @@ def test_a_line_completion_repeating_the_next_line_is_dropped():
     assert clean("python", source, "x += 2", mode="line") == "x += 2"
 
 
+def test_a_line_completion_indenting_an_indented_line_further_is_dropped():
+    source = "def f(node):\n    node.check()\n    █\n    return node\n"
+    assert clean("python", source, "    self.visit(node)", mode="line") is None
+    assert clean("python", source, "\tself.visit(node)", mode="line") is None
+    assert clean("python", source, "self.visit(node)", mode="line") == "self.visit(node)"
+    # At column 0 the completion brings the line's indentation itself, and keeps it.
+    assert clean("python", "def f(node):\n    node.check()\n█\n    return node\n", "    x = 1",
+                 mode="line") == "    x = 1"
+
+
 # -- the span ---------------------------------------------------------------------------
 
 def test_line_mode_stops_at_the_first_newline():
