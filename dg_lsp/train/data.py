@@ -34,9 +34,11 @@ class Batch:
 
 
 def cap_package_bytes(documents: list[dict], max_bytes: int, rng: random.Random) -> list[dict]:
-    """At most `max_bytes` of text per package (the corpus's `package` field), from a random
-    subset of its files; the first file of a package is always kept. The result stays in
-    corpus order."""
+    """At most `max_bytes` (at least 1) of text per package (the corpus's `package` field), from
+    a random subset of its files; at least one file of each package is kept, however large. The
+    result stays in corpus order."""
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
     by_package: dict[str, list[int]] = defaultdict(list)
     for index, document in enumerate(documents):
         by_package[document["package"]].append(index)

@@ -46,7 +46,7 @@ from .corpus import SOURCES, build_corpus  # noqa: E402
 from .export import export_model  # noqa: E402
 from .loop import Trainer, model_card  # noqa: E402
 from .presets import PRESETS, VOCAB_SIZE  # noqa: E402
-from .settings import TrainSettings  # noqa: E402
+from .settings import TrainSettings, package_bytes  # noqa: E402
 from .tokenizer import sample_texts, train_tokenizer  # noqa: E402
 
 STATE = "run-state.json"
@@ -141,8 +141,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-train-tokens", type=int, default=None, help="training stream size (default 40M)")
     parser.add_argument("--decay-minutes", type=float, default=None,
                         help="anneal: over the last this-many minutes the rate falls linearly to a tenth")
-    parser.add_argument("--max-package-bytes", type=int, default=None,
-                        help="train on at most this many bytes per package (a random subset of its files)")
+    parser.add_argument("--max-package-bytes", type=package_bytes, default=None,
+                        help="train on at most this many bytes per package (a random subset of its files; 0: no cap)")
+    parser.add_argument("--constant-lr", action="store_true", default=None,
+                        help="keep the rate at --lr after the warmup instead of a cosine (anneal with --decay-minutes)")
     parser.add_argument("--shard-mb", type=float, default=15.0, help="largest weight file in MiB (default 15)")
     parser.add_argument("--bundle", action="store_true",
                         help="pack the model's small files into model/bundle.json (fewer files to copy)")
@@ -181,7 +183,7 @@ def resolve_settings(args: argparse.Namespace, state: dict | None) -> TrainSetti
                 "ar_context": args.ar_context, "denoise_replaced_only": args.denoise_replaced_only,
                 "eval_every": args.eval_every, "max_train_tokens": args.max_train_tokens,
                 "schedule_minutes": args.schedule_minutes, "max_package_bytes": args.max_package_bytes,
-                "decay_minutes": args.decay_minutes}
+                "decay_minutes": args.decay_minutes, "constant_lr": args.constant_lr}
     for name, value in explicit.items():
         if value is not None:
             setattr(settings, name, value)

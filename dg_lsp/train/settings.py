@@ -42,6 +42,14 @@ class TrainSettings:
     device: str = "cpu"
 
 
+def package_bytes(text: str) -> int | None:
+    """`--max-package-bytes`: a byte count, 0 for no cap."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no cap) or a number of bytes, not {value}")
+    return value or None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainSettings()
     parser.add_argument("--corpus", type=Path, required=True, help="folder with train.jsonl and heldout.jsonl")
@@ -72,6 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--max-train-tokens", type=int, default=defaults.max_train_tokens)
-    parser.add_argument("--max-package-bytes", type=int, default=None,
-                        help="train on at most this many bytes per package (a random subset of its files)")
+    parser.add_argument("--max-package-bytes", type=package_bytes, default=None,
+                        help="train on at most this many bytes per package (a random subset of its files; 0: no cap)")
     parser.add_argument("--export", type=Path, default=None, help="write the model directory here at the end")

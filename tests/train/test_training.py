@@ -6,6 +6,7 @@ import json
 import random
 import textwrap
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,34 @@ def test_the_package_cap_keeps_small_packages_whole_and_trims_big_ones():
     assert 2000 <= sum(len(d["text"]) for d in kept_big) < 2000 + len(big[0]["text"])
     assert kept_big != big[: len(kept_big)]  # a random subset, not the first files
     assert [documents.index(d) for d in kept] == sorted(documents.index(d) for d in kept)  # corpus order
+    # A package bigger than the cap in one file keeps that file.
+    assert cap_package_bytes(big[:1], max_bytes=10, rng=random.Random(0)) == big[:1]
+    with pytest.raises(ValueError):
+        cap_package_bytes(documents, max_bytes=0, rng=random.Random(0))
+
+
+def test_the_package_cap_option_takes_bytes_or_zero_for_none():
+    import argparse
+
+    from dg_lsp.train.pipeline import parse_args
+    from dg_lsp.train.settings import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    required = ["--corpus", "c", "--tokenizer", "t", "--out", "o"]
+    assert parser.parse_args(required + ["--max-package-bytes", "2000000"]).max_package_bytes == 2_000_000
+    assert parser.parse_args(required + ["--max-package-bytes", "0"]).max_package_bytes is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(required + ["--max-package-bytes", "-1"])
+    with pytest.raises(SystemExit):
+        parse_args(["out", "--max-package-bytes", "-5"])
+    # The pipeline's --constant-lr is None when not given, so a resumed run keeps its saved value.
+    assert parse_args(["out"]).constant_lr is None and parse_args(["out", "--constant-lr"]).constant_lr is True
+    from dg_lsp.train.pipeline import resolve_settings
+
+    saved = {"settings": {**asdict(settings(constant_lr=True)), "canvas_lens": [16]}}
+    assert resolve_settings(parse_args(["out"]), saved).constant_lr is True
+    assert resolve_settings(parse_args(["out", "--constant-lr"]), None).constant_lr is True
 
 
 def test_fim_examples_are_well_formed(corpus):
