@@ -42,12 +42,12 @@ class TrainSettings:
     device: str = "cpu"
 
 
-def package_bytes(text: str) -> int | None:
-    """`--max-package-bytes`: a byte count, 0 for no cap."""
+def package_bytes(text: str) -> int:
+    """`--max-package-bytes`: a byte count, 0 for no cap (which also lifts a resumed run's cap)."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (no cap) or a number of bytes, not {value}")
-    return value or None
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

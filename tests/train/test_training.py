@@ -70,7 +70,7 @@ def test_the_package_cap_option_takes_bytes_or_zero_for_none():
     add_arguments(parser)
     required = ["--corpus", "c", "--tokenizer", "t", "--out", "o"]
     assert parser.parse_args(required + ["--max-package-bytes", "2000000"]).max_package_bytes == 2_000_000
-    assert parser.parse_args(required + ["--max-package-bytes", "0"]).max_package_bytes is None
+    assert parser.parse_args(required + ["--max-package-bytes", "0"]).max_package_bytes == 0  # falsy: no cap
     with pytest.raises(SystemExit):
         parser.parse_args(required + ["--max-package-bytes", "-1"])
     with pytest.raises(SystemExit):
@@ -82,6 +82,9 @@ def test_the_package_cap_option_takes_bytes_or_zero_for_none():
     saved = {"settings": {**asdict(settings(constant_lr=True)), "canvas_lens": [16]}}
     assert resolve_settings(parse_args(["out"]), saved).constant_lr is True
     assert resolve_settings(parse_args(["out", "--constant-lr"]), None).constant_lr is True
+    capped = {"settings": {**asdict(settings(max_package_bytes=2_000_000)), "canvas_lens": [16]}}
+    assert resolve_settings(parse_args(["out"]), capped).max_package_bytes == 2_000_000
+    assert not resolve_settings(parse_args(["out", "--max-package-bytes", "0"]), capped).max_package_bytes
 
 
 def test_fim_examples_are_well_formed(corpus):
