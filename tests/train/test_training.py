@@ -60,7 +60,7 @@ def test_the_package_cap_keeps_small_packages_whole_and_trims_big_ones():
         cap_package_bytes(documents, max_bytes=0, rng=random.Random(0))
 
 
-def test_the_package_cap_option_takes_bytes_or_zero_for_none():
+def test_the_package_cap_option_takes_bytes_or_zero_for_no_cap():
     import argparse
 
     from dg_lsp.train.pipeline import parse_args
