@@ -69,9 +69,33 @@ def record_header(benchmark: str, started: dt.datetime, device: dict[str, Any]) 
             "git_dirty": dirty, "device": device, "torch": torch.__version__}
 
 
+# Record files this process has claimed, by (folder, benchmark, device, start): a run rewrites
+# its own record as cases finish, but never another run's that started in the same second.
+_claimed_paths: dict[tuple[Path, str, str, str], Path] = {}
+
+
+def _claim_record_path(out_dir: Path, benchmark: str, device_kind: str, stamp: str) -> Path:
+    """The first free name of `benchmark-device-stamp.json`, `...-2.json`, ... created empty,
+    so a second run started in the same second gets the next one."""
+    for attempt in range(1, 1000):
+        suffix = "" if attempt == 1 else f"-{attempt}"
+        path = out_dir / f"{benchmark}-{device_kind}-{stamp}{suffix}.json"
+        try:
+            path.open("x", encoding="utf-8").close()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free record name for {benchmark}-{device_kind}-{stamp} in {out_dir}")
+
+
 def write_record(record: dict[str, Any], out_dir: Path, benchmark: str, device_kind: str, now: dt.datetime) -> Path:
+    """Write (or rewrite, later in the same run) the record of the run that started at `now`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{benchmark}-{device_kind}-{now.strftime('%Y%m%d-%H%M%S')}.json"
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    key = (out_dir.resolve(), benchmark, device_kind, stamp)
+    path = _claimed_paths.get(key)
+    if path is None:
+        path = _claimed_paths[key] = _claim_record_path(out_dir, benchmark, device_kind, stamp)
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
 
