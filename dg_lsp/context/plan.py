@@ -23,7 +23,7 @@ from .boundaries import prefix_start, suffix_end
 from .document import Document, PositionError
 from .indentation import detect_unit
 from .ring import Snippet
-from .span import choose_span
+from .span import Span, choose_span
 
 CHARS_PER_TOKEN = 3.5  # first guess for code; corrected per document when the tokenizer disagrees
 MIN_CHARS_PER_TOKEN = 1.0
@@ -47,6 +47,9 @@ class InfillPlan:
     cursor_offset: int
     indent_unit: str = "    "  # the buffer's indentation step
     block_indent: str = ""  # block mode: the opener line's indentation, where the block ends
+    # What an editor's auto-indent would have typed at the cursor (see `typed_indent`): the
+    # prefix ends with it, and every completion starts with it.
+    typed_indent: str = ""
 
 
 @dataclass
@@ -79,11 +82,28 @@ def plan_infill(doc: Document, offset: int, count_tokens: Callable[[str], int], 
     else:
         canvas = max(BLOCK_CANVAS, budget_tokens // 16)
     canvas = max(MIN_CANVAS, min(max_canvas, canvas))
+    typed = typed_indent(doc, offset, span)
     return InfillPlan(
-        prefix=_lf(prefix), suffix=_lf(doc.text[offset:end]), context=_lf(context), mode=span.mode,
+        prefix=_lf(prefix) + typed, suffix=_lf(doc.text[offset:end]), context=_lf(context), mode=span.mode,
         canvas_length=canvas, indent=span.indent, cursor_offset=offset, indent_unit=unit,
-        block_indent=span.block_indent,
+        block_indent=span.block_indent, typed_indent=typed,
     )
+
+
+def typed_indent(doc: Document, offset: int, span: Span) -> str:
+    """At the end of an empty line after a block opener, the part of the body's indentation the
+    cursor is not at yet: what an editor's auto-indent types there. The tokenizer merges a line
+    break with the indentation after it, so a prompt ending in a bare line break tells the model
+    the next line starts at column 0, and it writes top-level code (HumanEval-Infilling's holes
+    sit at column 0). With the indentation typed, the prompt ends as the model saw such lines
+    in training."""
+    line = doc.line_of(offset)
+    text = doc.line_text(line)
+    if span.mode != "block" or text.strip() or offset != doc.line_start(line) + len(text):
+        return ""
+    if len(span.indent) > len(text) and span.indent.startswith(text):
+        return span.indent[len(text):]
+    return ""
 
 
 def _fit_prefix(doc: Document, offset: int, max_tokens: int, count_tokens: Callable[[str], int],

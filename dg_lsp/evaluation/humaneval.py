@@ -155,6 +155,15 @@ def check_all(
     return results
 
 
+def passing_empty(tasks: Sequence[Task], timeout_s: float = 3.0, workers: int = 2, progress: bool = True,
+                  desc: str = "humaneval") -> set[str]:
+    """The ids of the tasks whose tests pass with the hole left as one empty line. A model that
+    writes nothing passes these too (27 of the 1,033 single-line tasks), so its passes on the
+    other tasks are what it solved."""
+    results = check_all(tasks, ["\n"] * len(tasks), timeout_s, workers, progress, f"{desc} (empty line)")
+    return {outcome.task_id for outcome in results.outcomes if outcome.passed}
+
+
 def evaluate(
     tasks: Sequence[Task],
     complete_fn: Callable[[str, str], str],

@@ -81,7 +81,8 @@ class CompletionService:
         def work(is_cancelled):
             # Built on the model thread: the event loop never waits for the tokenizer.
             prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
-            extra = {"draft": draft.text} if draft else {}
+            # The prompt ends with the typed indentation already: the canvas continues after it.
+            extra = {"draft": draft.text[len(plan.typed_indent):]} if draft else {}
             generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
                                          candidates=candidates, seed=settings.seed, cancel=is_cancelled, **extra)
             return generation, (draft.text if draft and draft.trusted else None)
@@ -106,8 +107,8 @@ class CompletionService:
         """Each candidate cut before its first unconfident token (the first one: or a trusted
         draft's text, if that is longer; see `confidence`), then post-processed; an invoked
         request also offers the whole candidates after those."""
-        def decode(ids) -> str:  # a healed token's text is before the cursor already
-            return engine.prompts.decode(ids, generation.healed)
+        def decode(ids) -> str:  # a healed token's text is before the cursor already; typed indentation is not
+            return plan.typed_indent + engine.prompts.decode(ids, generation.healed)
 
         raw = [decode(confident_prefix(row, conf, threshold))
                for row, conf in zip(generation.rows, generation.confidences)]
@@ -122,8 +123,11 @@ class CompletionService:
         documents (`dg_lsp.context.lookup`), for engines that seed their canvas with a draft."""
         if not (self.use_drafts and getattr(engine, "takes_drafts", False)):
             return None
-        return lookup_draft(doc.text[:offset], doc.uri, self.documents.texts(), cursor=offset,
-                            multiline=plan.mode != "line")
+        draft = lookup_draft(doc.text[:offset], doc.uri, self.documents.texts(), cursor=offset,
+                             multiline=plan.mode != "line")
+        if draft is not None and not draft.text.startswith(plan.typed_indent):
+            return None  # it proposes another indentation than the one the prompt ends with
+        return draft
 
     def plan(self, doc, offset: int, settings: Settings, invoked: bool = False):
         """What the model would be asked: span, canvas and prompt text (no model call). An

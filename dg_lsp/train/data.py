@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .line_holes import LineHoleCutter
 from .tokenizer import SPECIAL_TOKENS
 
 PAD, EOS, BOS, FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, FILE_SEPARATOR = range(len(SPECIAL_TOKENS))
@@ -98,8 +99,12 @@ class WindowSampler:
 
 class FimSampler:
     def __init__(self, stream: TokenStream, newline_ids: set[int], prompt_len: int, canvas_lens=(16, 32, 64),
-                 seed: int = 0, long_middle_share: float = 0.15):
+                 seed: int = 0, long_middle_share: float = 0.15, line_holes: LineHoleCutter | None = None,
+                 line_hole_share: float = 0.0):
         self.stream = stream
+        # This share of examples is a whole line cut as the server cuts it (`line_holes`).
+        self.line_holes = line_holes
+        self.line_hole_share = line_hole_share if line_holes is not None else 0.0
         self.newline_ids = newline_ids  # tokens that contain a line break: where lines end
         self.prompt_len = prompt_len
         self.canvas_lens = tuple(canvas_lens)
@@ -114,6 +119,10 @@ class FimSampler:
 
     def example(self, canvas: int) -> tuple[torch.Tensor, torch.Tensor]:
         context = self.prompt_len - PROMPT_SPECIALS
+        if self.line_hole_share and self.rng.random() < self.line_hole_share:
+            example = self._line_hole_example(canvas, context)
+            if example is not None:
+                return example
         long_middle = self.rng.random() < self.long_middle_share
         span = canvas + self.rng.randrange(1, canvas) if long_middle else self.rng.randrange(1, canvas)
         window = self.stream.window(context + span, self.rng)
@@ -121,8 +130,24 @@ class FimSampler:
         middle_len = self._middle_length(window, start, span)
         prefix, middle = window[:start], window[start : start + middle_len]
         suffix = window[start + middle_len : start + middle_len + (context - len(prefix))]
-        prompt = torch.cat([torch.tensor([BOS, FIM_PREFIX, FIM_SUFFIX]), suffix, torch.tensor([FIM_MIDDLE]), prefix])
         # The window leaves exactly enough suffix; near the stream's end, pad at the very start.
+        return self._assemble(prefix, middle, suffix, canvas)
+
+    def _line_hole_example(self, canvas: int, context: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A whole line as the middle, cut from decoded text (`LineHoleCutter`); the suffix gets
+        at most a quarter of the prompt, as the server gives it."""
+        cut = self.line_holes.cut(self.stream.window(context + canvas, self.rng), self.rng)
+        if cut is None:
+            return None
+        prefix, middle, suffix = cut
+        prefix = prefix[-(context - min(len(suffix), context // 4)):]
+        suffix = suffix[: context - len(prefix)]
+        return self._assemble(*(torch.tensor(part, dtype=torch.long) for part in (prefix, middle, suffix)), canvas)
+
+    def _assemble(self, prefix: torch.Tensor, middle: torch.Tensor, suffix: torch.Tensor,
+                  canvas: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The SPM prompt, padded at the very start to `prompt_len`, and the canvas target."""
+        prompt = torch.cat([torch.tensor([BOS, FIM_PREFIX, FIM_SUFFIX]), suffix, torch.tensor([FIM_MIDDLE]), prefix])
         prompt = torch.cat([torch.full((self.prompt_len - len(prompt),), PAD, dtype=torch.long), prompt])
         target = middle[:canvas]
         if len(middle) < canvas:

@@ -30,8 +30,9 @@ from tqdm import tqdm
 from ..model.config import parse_config
 from ..model.diffusion_gemma import DiffusionGemma
 from .corpus import iter_documents
-from .data import FimSampler, TokenStream, WindowSampler, cap_package_bytes, newline_token_ids
+from .data import FILE_SEPARATOR, FimSampler, TokenStream, WindowSampler, cap_package_bytes, newline_token_ids
 from .export import export_model
+from .line_holes import LineHoleCutter
 from .objectives import losses, next_token_loss
 from .presets import model_config
 from .settings import TrainSettings
@@ -98,7 +99,9 @@ class Trainer:
         del documents
         held = (d["text"] for d in iter_documents(Path(corpus) / "heldout.jsonl"))
         heldout = TokenStream.from_texts(held, tokenizer, max_tokens=500_000)
-        self.train_batches = FimSampler(train, newlines, settings.prompt_len, settings.canvas_lens, settings.seed)
+        self.train_batches = FimSampler(train, newlines, settings.prompt_len, settings.canvas_lens, settings.seed,
+                                        line_holes=LineHoleCutter(tokenizer, FILE_SEPARATOR),
+                                        line_hole_share=settings.line_hole_share)
         self.train_windows = WindowSampler(train, settings.prompt_len, settings.seed)
         self.eval_sampler = FimSampler(heldout, newlines, settings.prompt_len, settings.canvas_lens, seed=1234)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -300,7 +303,8 @@ def run(args: argparse.Namespace) -> int:
                              max_train_tokens=args.max_train_tokens, schedule_minutes=args.schedule_minutes,
                              ar_context=args.ar_context, denoise_replaced_only=args.denoise_replaced_only,
                              objective=args.objective, max_package_bytes=args.max_package_bytes,
-                             decay_minutes=args.decay_minutes, constant_lr=args.constant_lr)
+                             decay_minutes=args.decay_minutes, constant_lr=args.constant_lr,
+                             line_hole_share=args.line_hole_share)
     random.seed(settings.seed)
     trainer = Trainer(args.corpus, args.tokenizer, args.out, settings)
     if args.init_from is not None and not trainer.step:  # a resumed run folder wins over --init-from

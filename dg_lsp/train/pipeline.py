@@ -46,7 +46,7 @@ from .corpus import SOURCES, build_corpus  # noqa: E402
 from .export import export_model  # noqa: E402
 from .loop import Trainer, model_card  # noqa: E402
 from .presets import PRESETS, VOCAB_SIZE  # noqa: E402
-from .settings import TrainSettings, package_bytes  # noqa: E402
+from .settings import TrainSettings, package_bytes, share  # noqa: E402
 from .tokenizer import sample_texts, train_tokenizer  # noqa: E402
 
 STATE = "run-state.json"
@@ -145,6 +145,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="train on at most this many bytes per package (a random subset of its files; 0: no cap)")
     parser.add_argument("--constant-lr", action="store_true", default=None,
                         help="keep the rate at --lr after the warmup instead of a cosine (anneal with --decay-minutes)")
+    parser.add_argument("--line-hole-share", type=share, default=None,
+                        help="share of FIM examples that are one whole line cut as the server cuts a hole")
     parser.add_argument("--shard-mb", type=float, default=15.0, help="largest weight file in MiB (default 15)")
     parser.add_argument("--bundle", action="store_true",
                         help="pack the model's small files into model/bundle.json (fewer files to copy)")
@@ -183,7 +185,8 @@ def resolve_settings(args: argparse.Namespace, state: dict | None) -> TrainSetti
                 "ar_context": args.ar_context, "denoise_replaced_only": args.denoise_replaced_only,
                 "eval_every": args.eval_every, "max_train_tokens": args.max_train_tokens,
                 "schedule_minutes": args.schedule_minutes, "max_package_bytes": args.max_package_bytes,
-                "decay_minutes": args.decay_minutes, "constant_lr": args.constant_lr}
+                "decay_minutes": args.decay_minutes, "constant_lr": args.constant_lr,
+                "line_hole_share": args.line_hole_share}
     for name, value in explicit.items():
         if value is not None:
             setattr(settings, name, value)

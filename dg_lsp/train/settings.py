@@ -36,6 +36,10 @@ class TrainSettings:
     # few huge packages do not make most of the mix (torch, transformers, sympy and scipy are 58%
     # of a machine's site-packages). None: every file.
     max_package_bytes: int | None = None
+    # This share of FIM examples is one whole line cut from decoded text as the server cuts a
+    # hole, the cursor at column 0 half the time (`line_holes`): token-boundary splits never end
+    # a prompt in a bare line break, which is the server's prompt at an emptied line.
+    line_hole_share: float = 0.0
     checkpoint_every: int = 200
     eval_every: int = 200
     seed: int = 0
@@ -47,6 +51,14 @@ def package_bytes(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (no cap) or a number of bytes, not {value}")
+    return value
+
+
+def share(text: str) -> float:
+    """`--line-hole-share`: a fraction between 0 and 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
     return value
 
 
@@ -82,4 +94,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train-tokens", type=int, default=defaults.max_train_tokens)
     parser.add_argument("--max-package-bytes", type=package_bytes, default=None,
                         help="train on at most this many bytes per package (a random subset of its files; 0: no cap)")
+    parser.add_argument("--line-hole-share", type=share, default=defaults.line_hole_share,
+                        help="share of FIM examples that are one whole line cut as the server cuts a hole (default: 0)")
     parser.add_argument("--export", type=Path, default=None, help="write the model directory here at the end")

@@ -52,6 +52,32 @@ def test_block_mode_after_an_opener(language_id, source, indent, block_indent):
     assert plan.canvas_length == 128  # 2048-token budget: the largest canvas allowed
 
 
+@pytest.mark.parametrize("language_id,source,typed", [
+    ("python", "def f():\n█\n    go()\n", "    "),  # column 0: the whole body indentation
+    ("python", "class A:\n    def f(self):\n  █\n", "      "),  # part of it: the rest
+    ("go", "func main() {\n█\n}\n", "\t"),
+    ("python", "def total(xs):\n    █\n", ""),  # the editor indented the line already
+    ("python", "def f():\n█    \n", ""),  # blanks after the cursor: the line is not the editor's to fill
+    ("python", "def f():\n    x = 1\n█\n", ""),  # not after an opener: line mode, as typed
+])
+def test_an_empty_line_after_an_opener_gets_the_indentation_an_editor_would_type(language_id, source, typed):
+    plan = plan_at(language_id, source)
+    assert plan.typed_indent == typed
+    doc, offset = at_cursor(language_id, source)
+    assert plan.prefix == doc.text[:offset] + typed  # the prompt ends where the auto-indent would
+
+
+def test_once_typed_the_indentation_gives_the_same_prompt_and_code_extends_it():
+    doc = Document("file:///proj/src/f.py", "python", "def f(xs):\n\n    return 1\n")
+    offset = len("def f(xs):\n")
+    at_column_0 = plan_infill(doc, offset, approx_tokens)
+    plans = [plan_infill(doc, offset, approx_tokens) for offset in _type(doc, offset, "    total")]
+    indented = plans[3]  # the user typed the four blanks
+    assert at_column_0.prefix == indented.prefix == "def f(xs):\n    "
+    assert (at_column_0.typed_indent, indented.typed_indent, indented.mode) == ("    ", "", "block")
+    assert plans[-1].prefix == "def f(xs):\n    total"
+
+
 @pytest.mark.parametrize("language_id,source", [
     ("python", "x = compute(█)\n"),
     ("python", "def f():\n    x = 1\n    █\n"),  # empty line, but after a statement

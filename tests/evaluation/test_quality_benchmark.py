@@ -46,10 +46,13 @@ def test_a_small_run_writes_a_record(quality, dense_dir, tmp_path, capsys):
     assert single["diffusion"]["n"] == single["autoregressive"]["n"] == 2
     assert 0.0 <= single["diffusion"]["answered_share"] <= 1.0 and single["autoregressive"]["ms_per_request_median"] > 0
     assert set(single["comparison"]) == {"quality_gap_points", "latency_ratio"}
+    for figures in (single["diffusion"], single["autoregressive"]):
+        assert figures["passed_beyond_empty"] <= figures["passed"]
+        assert 0 <= figures["empty_line_passes"] <= figures["n"]
     held = record["results"]["heldout"]["diffusion"]
     assert held["n"] == 1 and held["right_share_of_requests"] <= held["answered_share"]
     assert record["model"]["parameters"] > 0 and record["settings"]["humaneval_request"]["steps"] == 2
     [written] = (tmp_path / "results").glob("quality-cpu-*.json")
     assert json.loads(written.read_text())["results"] == json.loads(json.dumps(record["results"]))
     out = capsys.readouterr().out
-    assert "| set | decoding |" in out and json.loads(out.strip().splitlines()[-1])["benchmark"] == "quality"
+    assert "| set | decoding |" in out and "beyond an empty line's" in out and json.loads(out.strip().splitlines()[-1])["benchmark"] == "quality"

@@ -169,6 +169,24 @@ def test_a_trusted_draft_from_the_open_documents_is_shown_and_keys_the_cache(spm
     assert session.complete("file:///a.py").texts == []
 
 
+def test_at_column_0_after_an_opener_the_prompt_and_the_completion_carry_the_body_indentation(spm_dir):
+    """The editor did not indent the body's first line: the server types the indentation into
+    the prompt (as auto-indent would) and in front of what it shows; a draft from another open
+    document, which starts with that indentation, still seeds the canvas and is shown whole."""
+    engine = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    session = Session(engine)
+    session.settings = Settings(steps=1, minConfidence=0.999999)
+    head = "import json\n\n\ndef load(path):\n    with open(path) as handle:\n"
+    session.open("file:///a.py", head + "\n")
+    doc = session.documents.get("file:///a.py")
+    plan = session.service.plan(doc, len(head), session.settings)
+    assert plan.mode == "block" and plan.typed_indent == "        " and plan.prefix.endswith(":\n        ")
+    session.open("file:///b.py", head + "        return json.load(handle)\n")
+    at_column_0 = types.Position(*doc.position_at(len(head)))
+    result = asyncio.run(session.service.complete("file:///a.py", at_column_0, False, session.settings))
+    assert result.source == "model" and result.texts == ["        return json.load(handle)"]
+
+
 def test_a_model_trained_without_cross_file_context_gets_no_snippets(spm_dir, tmp_path):
     """`dg_lsp.json` `cross_file_context: false` (what `dg-lsp train` exports): the other open
     files stay out of the prompt; without it they are there."""
