@@ -23,6 +23,13 @@ answered, is the calibrated default; the record says whether one exists.
     python benchmarks/confidence.py --model DIR --holes 300
     python benchmarks/confidence.py --holes 2000 --hole-seed 1 --holes-per-file 2   # other lines: a second sample
     python benchmarks/confidence.py --holes 600 --inside [--no-heal]   # cursors inside lines (token healing's A/B)
+    python benchmarks/confidence.py --holes 600 --invoked   # the invoked floor (dgLsp.minConfidenceInvoked)
+
+With `--invoked` the requests are invoked ones (the server's `invokedSteps`; the first offered
+completion is the part above the floor, or the whole candidate when none is) and the sweep
+runs over low floors; the calibrated floor is the one whose first offered completions bring the
+most right characters per request. Each sweep row also gives the share of requests whose first
+offered completion is the whole rest of the line.
 """
 
 from __future__ import annotations
@@ -55,18 +62,21 @@ from dg_lsp.server.worker import ModelWorker  # noqa: E402
 BENCHMARK = "confidence"
 DEFAULT_MODEL_DIR = REPO / "dg_lsp" / "models" / "default"
 THRESHOLDS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+# An invoked request's gate is a floor: below it the first offered completion is cut (see --invoked).
+INVOKED_THRESHOLDS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 FINAL_STEP = "model, final-step confidence"
 LANGUAGE_IDS = {"python": "python", "javascript": "javascript", "typescript": "typescript", "rust": "rust",
                 "go": "go", "lua": "lua"}
 
 
-def score(shown: list[str], expected: str) -> tuple[bool, bool, int]:
-    """(answered, right, right characters) for the first shown completion."""
+def score(shown: list[str], expected: str) -> tuple[bool, bool, int, bool]:
+    """(answered, right, right characters, whole line) for the first shown completion; whole
+    line: it is the line's true remainder, all of it."""
     if not shown:
-        return False, False, 0
+        return False, False, 0, False
     text = shown[0]
     right = bool(text.strip()) and expected.startswith(text.rstrip("\n"))
-    return True, right, len(text) if right else 0
+    return True, right, len(text) if right else 0, right and text.strip() == expected.strip()
 
 
 def siblings(docs: list[dict], hole, count: int) -> list[dict]:
@@ -86,13 +96,14 @@ def open_other(documents: DocumentStore, doc: dict, index: int) -> str:
 
 def sweep_of(outcomes: dict[float, list], n: int) -> list[dict]:
     sweep = []
-    for threshold in THRESHOLDS:
-        rows = outcomes[threshold]
-        answered = sum(a for a, _, _ in rows)
-        right = sum(r for _, r, _ in rows)
+    for threshold, rows in outcomes.items():
+        answered = sum(a for a, _, _, _ in rows)
+        right = sum(r for _, r, _, _ in rows)
         sweep.append({"threshold": threshold, "answered_share": answered / n,
                       "right_share_of_shown": right / answered if answered else None,
-                      "right_share_of_requests": right / n, "right_chars_per_request": sum(c for _, _, c in rows) / n})
+                      "right_share_of_requests": right / n,
+                      "right_chars_per_request": sum(c for _, _, c, _ in rows) / n,
+                      "whole_line_share_of_requests": sum(w for _, _, _, w in rows) / n})
     return sweep
 
 
@@ -102,6 +113,14 @@ def calibrate(sweep: list[dict], target: float, min_answered: float) -> float | 
     meets = [s for s in sweep if s["right_share_of_shown"] is not None and s["right_share_of_shown"] >= target
              and s["answered_share"] >= min_answered and s["answered_share"] > 0]
     return meets[0]["threshold"] if meets else None
+
+
+def most_right_characters(sweep: list[dict]) -> float:
+    """An invoked request's floor: the threshold whose first offered completions bring the most
+    right characters per request (the smallest of equals). The user asked, so something is
+    offered whenever the model has it; the floor only cuts the tail the model doubts."""
+    best = max(s["right_chars_per_request"] for s in sweep)
+    return min(s["threshold"] for s in sweep if s["right_chars_per_request"] == best)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -121,6 +140,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="token healing of the prompt's last prefix token (default: on, as the server)")
     p.add_argument("--other-documents", type=int, default=0,
                    help="held-out files (not the hole's) kept open beside it, as an editor has")
+    p.add_argument("--invoked", action="store_true",
+                   help="invoked requests (the server's invokedSteps, its invoked gate: the confident part first, "
+                        "then the whole candidate), swept over low floors; calibrated: the most right characters")
     p.add_argument("--target", type=float, default=0.6)
     p.add_argument("--min-answered", type=float, default=0.25)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -137,13 +159,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     host.engine, host.state = engine, "ready"
     documents = DocumentStore(SnippetRing())
     service = CompletionService(documents, host, ModelWorker())
-    settings = Settings(steps=args.steps, seed=args.seed)
+    steps = Settings().invokedSteps if args.invoked else args.steps
+    settings = Settings(steps=steps, seed=args.seed)
+    thresholds = INVOKED_THRESHOLDS if args.invoked else THRESHOLDS
     docs = [d for d in heldout.read_documents(args.heldout) if d.get("language") in LANGUAGE_IDS]
     holes = heldout.cut_holes(docs, seed=args.hole_seed, per_document=args.holes_per_file,
                               inside=args.inside)[: args.holes]
 
-    variants = ("model", "model+draft", FINAL_STEP) if args.drafts else ("model", FINAL_STEP)
-    outcomes = {v: {t: [] for t in THRESHOLDS} for v in variants}
+    variants = ("model", "model+draft") if args.drafts else ("model",)
+    if not args.invoked:  # the final step's own probabilities: the old gate, compared at line starts
+        variants += (FINAL_STEP,)
+    outcomes = {v: {t: [] for t in thresholds} for v in variants}
     times, draft_times, draft_found, draft_right, trusted_right = [], [], [], [], []
     for index, hole in enumerate(tqdm(holes, desc="holes", unit="hole", file=sys.stderr)):
         uri = f"file:///heldout/{index}/{Path(hole.path).name}"
@@ -153,16 +179,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         offset = len(hole.prefix)
         others = [open_other(documents, d, index) for d in siblings(docs, hole, args.other_documents)]
         t0 = time.perf_counter()
-        plan = service.plan(doc, offset, settings)
+        plan = service.plan(doc, offset, settings, invoked=args.invoked)
         prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
         generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
                                      seed=settings.seed)
         times.append((time.perf_counter() - t0) * 1e3)
         generations = {"model": generation}
-        engine.verify_with_encoder = False  # the same request, gated by the final step's own probabilities
-        generations[FINAL_STEP] = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                                  seed=settings.seed)
-        engine.verify_with_encoder = True
+        if FINAL_STEP in variants:  # the same request, gated by the final step's own probabilities
+            engine.verify_with_encoder = False
+            generations[FINAL_STEP] = engine.generate(prompt, canvas_length=plan.canvas_length,
+                                                      max_steps=settings.steps, seed=settings.seed)
+            engine.verify_with_encoder = True
         trusted = None
         if args.drafts:  # the same request seeded with the prompt-lookup draft, when there is one
             t0 = time.perf_counter()
@@ -178,8 +205,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             draft_times.append((time.perf_counter() - t0) * 1e3)
             generations["model+draft"] = generation
         for variant, generation in generations.items():
-            for threshold in THRESHOLDS:
-                shown = service._shown_texts(doc, plan, engine, generation, threshold, invoked=False,
+            for threshold in thresholds:
+                shown = service._shown_texts(doc, plan, engine, generation, threshold, invoked=args.invoked,
                                              trusted_draft=trusted if variant == "model+draft" else None)
                 outcomes[variant][threshold].append(score(shown, hole.hole))
         for other in [uri, *others]:
@@ -189,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sweeps = {variant: sweep_of(outcomes[variant], n) for variant in variants}
     calibrated = {variant: calibrate(sweep, args.target, args.min_answered) for variant, sweep in sweeps.items()}
     right_enough = {variant: calibrate(sweep, args.target, 0.0) for variant, sweep in sweeps.items()}
+    if args.invoked:  # no share to reach: the floor that brings the most right characters
+        calibrated = {variant: most_right_characters(sweep) for variant, sweep in sweeps.items()}
     drafts = None
     if args.drafts:
         drafts = {"found_share": sum(draft_found) / n,
@@ -199,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     record = {
         **record_header(BENCHMARK, started, device_description(torch.device("cpu"))),
         "model": str(args.model),
-        "settings": {"holes": n, "steps": args.steps, "seed": args.seed, "heldout": str(args.heldout),
+        "settings": {"holes": n, "steps": steps, "trigger": "invoked" if args.invoked else "automatic", "seed": args.seed, "heldout": str(args.heldout),
                      "hole_seed": args.hole_seed, "holes_per_file": args.holes_per_file, "token_healing": args.heal,
                      "cursor": "inside the line" if args.inside else "after the indentation",
                      "other_documents": args.other_documents,
@@ -210,15 +239,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      "right_enough_threshold": right_enough[v]} for v in variants},
                     "drafts": drafts, "ms_per_completion": latency_stats(times)},
     }
-    print(f"{n} held-out line holes, {args.steps} steps; right = a non-empty prefix of the line's true remainder")
+    print(f"{n} held-out line holes, {'invoked' if args.invoked else 'automatic'}, {steps} steps; "
+          "right = a non-empty prefix of the line's true remainder; whole = all of it")
     for variant in variants:
         print(f"\n{variant}:")
-        print(f"{'minConfidence':>13} {'answered':>9} {'right/shown':>12} {'right/requests':>15} {'right chars/req':>16}")
+        print(f"{'minConfidence':>13} {'answered':>9} {'right/shown':>12} {'right/requests':>15} "
+              f"{'right chars/req':>16} {'whole/requests':>15}")
         for s in sweeps[variant]:
             shown = "-" if s["right_share_of_shown"] is None else f"{s['right_share_of_shown']:.1%}"
-            print(f"{s['threshold']:>13.2f} {s['answered_share']:>9.1%} {shown:>12} "
-                  f"{s['right_share_of_requests']:>15.1%} {s['right_chars_per_request']:>16.2f}")
+            print(f"{s['threshold']:>13.3f} {s['answered_share']:>9.1%} {shown:>12} "
+                  f"{s['right_share_of_requests']:>15.1%} {s['right_chars_per_request']:>16.2f} "
+                  f"{s['whole_line_share_of_requests']:>15.1%}")
         found = calibrated[variant]
+        if args.invoked:
+            print(f"calibrated invoked floor (the most right characters per request): {found}")
+            continue
         print(f"calibrated minConfidence (right >= {args.target:.0%} of shown, >= {args.min_answered:.0%} answered): "
               f"{found if found is not None else 'none: no threshold meets both'}; right >= {args.target:.0%} "
               f"however rarely answered: {right_enough[variant]}")

@@ -23,7 +23,9 @@ Sets (`--sets`):
 - `single-line`, `multi-line`: HumanEval-Infilling (`../shared/data/humaneval-infilling/`),
   the hole an empty line at the cursor, as a user who opened a line would have it; an invoked
   request (`--steps`, default the server's `dgLsp.invokedSteps`) whose first offered
-  completion (the whole candidate: the gate is off, `minConfidence` 0) is the answer, run with
+  completion is the answer (the server's invoked gate, `--min-confidence-invoked`, default
+  `dgLsp.minConfidenceInvoked`: the candidate cut where its probability falls below that floor,
+  or the whole candidate when nothing is above it; 0: the whole candidate), run with
   the task's tests in the sandbox (3 s): pass@1. Beside it, the passes beyond an empty line:
   the tests of some tasks pass with the hole left empty (27 of the 1,033 single-line tasks),
   so a model that offers nothing passes them too; its passes on the other tasks are what it
@@ -334,6 +336,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"the gate of automatic requests at a line's start (default: {defaults.minConfidence})")
     p.add_argument("--min-confidence-in-line", type=float, default=defaults.minConfidenceInLine,
                    help=f"the gate with the cursor inside a line's code (--inside; default: {defaults.minConfidenceInLine})")
+    p.add_argument("--min-confidence-invoked", type=float, default=defaults.minConfidenceInvoked,
+                   help=f"the floor of invoked requests (HumanEval; 0: the whole candidate; "
+                        f"default: {defaults.minConfidenceInvoked})")
     p.add_argument("--drafts", action=argparse.BooleanOptionalAction, default=True,
                    help="prompt-lookup drafts from the open documents (default: on, as the server)")
     p.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
@@ -360,8 +365,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--decodings takes some of {', '.join(DECODINGS)}")
     if min(args.steps, args.auto_steps, args.workers) < 1 or args.warmup < 0:
         p.error("--steps, --auto-steps and --workers must be positive, --warmup >= 0")
-    if not (0.0 <= args.min_confidence <= 1.0 and 0.0 <= args.min_confidence_in_line <= 1.0):
-        p.error("--min-confidence and --min-confidence-in-line must be between 0 and 1")
+    if not all(0.0 <= v <= 1.0 for v in (args.min_confidence, args.min_confidence_in_line,
+                                         args.min_confidence_invoked)):
+        p.error("--min-confidence, --min-confidence-in-line and --min-confidence-invoked must be between 0 and 1")
     if args.timeout <= 0:
         p.error("--timeout must be positive")
     if args.limit is not None and args.limit < 1:
@@ -424,7 +430,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         path.service.use_drafts = args.drafts
     automatic = Settings(steps=args.auto_steps, seed=args.seed, minConfidence=args.min_confidence,
                          minConfidenceInLine=args.min_confidence_in_line)
-    invoked = Settings(invokedSteps=args.steps, candidates=1, seed=args.seed, minConfidence=0.0, minConfidenceInLine=0.0)
+    # An empty line at column 0: the invoked floor is the gate (it is below minConfidence's default).
+    invoked = Settings(invokedSteps=args.steps, candidates=1, seed=args.seed, minConfidenceInvoked=args.min_confidence_invoked)
     results: dict[str, Any] = {}
     for name, items in chosen.items():
         if name == "heldout":
@@ -449,7 +456,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "heldout_request": {"trigger": "automatic", "steps": args.auto_steps,
                                 "min_confidence": args.min_confidence,
                                 "min_confidence_in_line": args.min_confidence_in_line, "drafts": args.drafts},
-            "humaneval_request": {"trigger": "invoked", "steps": args.steps, "candidates": 1, "min_confidence": 0.0,
+            "humaneval_request": {"trigger": "invoked", "steps": args.steps, "candidates": 1,
+                                  "min_confidence_invoked": args.min_confidence_invoked,
                                   "answer": "the first offered completion; the hole an empty line at the cursor"},
             "limits": {"single-line": args.limit_single, "multi-line": args.limit_multi, "heldout": args.limit_heldout},
             "subset": "first" if args.first else f"sample(seed={args.sample_seed})",

@@ -65,7 +65,7 @@ class CompletionService:
         candidates = settings.candidates if invoked else 1
         plan = self.plan(doc, offset, settings, invoked)
         draft = self.draft(doc, offset, plan, engine)
-        threshold = threshold_at(settings, doc.text, offset)
+        threshold = threshold_at(settings, doc.text, offset, invoked)
         key = CompletionCache.key(engine.identity, settings.seed, plan, "invoked" if invoked else "auto",
                                   (steps, candidates, threshold, draft and draft.text))
         if (texts := self.cache.get(key)) is not None:

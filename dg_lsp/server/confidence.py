@@ -19,6 +19,9 @@ confident prefix is shorter; the model still writes the rest of the canvas, seed
 The threshold depends on where the cursor is (`threshold_at`): `minConfidence` (0.25) at a
 line's start, `minConfidenceInLine` (0.1) inside a line's code, each the smallest whose shown
 completions are right at least 60% of the time on two samples of held-out holes of its kind.
+An invoked request has a floor instead, `minConfidenceInvoked` (0.005): the user asked, so the
+first offered completion goes on while the model gives it any real chance, and is cut where
+the model doubts the rest (a small model's tail after a right start is mostly wrong).
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ from collections.abc import Sequence
 from .settings import Settings
 
 
-def threshold_at(settings: Settings, text: str, offset: int) -> float:
+def threshold_at(settings: Settings, text: str, offset: int, invoked: bool = False) -> float:
     """`minConfidenceInLine` when the cursor is inside a line's code (something but blanks
     before it on its line), `minConfidence` at a line's start. The two are calibrated apart:
-    inside a line the prompt's last token is healed and the model has the line's start."""
+    inside a line the prompt's last token is healed and the model has the line's start. An
+    invoked request: `minConfidenceInvoked`, unless that position's gate is lower still."""
     line_start = text.rfind("\n", 0, offset) + 1
     inside = text[line_start:offset].strip() != ""
-    return settings.minConfidenceInLine if inside else settings.minConfidence
+    threshold = settings.minConfidenceInLine if inside else settings.minConfidence
+    return min(threshold, settings.minConfidenceInvoked) if invoked else threshold
 
 
 def confident_prefix(tokens: Sequence[int], confidences: Sequence[float], threshold: float) -> list[int]:

@@ -226,3 +226,36 @@ def test_the_threshold_depends_on_where_the_cursor_is():
     assert threshold_at(settings, text, len(text) - 1) == 0.35  # column 0 of a blank line
     assert threshold_at(settings, text, 0) == 0.35 and threshold_at(settings, "", 0) == 0.35
     assert threshold_at(settings, "x = 1", 5) == 0.1  # the first line has no line break before it
+    # An invoked request: the floor, wherever the cursor is, but never stricter than that place's gate.
+    invoked = Settings(minConfidence=0.35, minConfidenceInLine=0.1, minConfidenceInvoked=0.01)
+    assert threshold_at(invoked, text, text.index("ret") + 3, invoked=True) == 0.01
+    assert threshold_at(invoked, text, len(text) - 1, invoked=True) == 0.01
+    assert threshold_at(invoked, text, len(text) - 1) == 0.35
+    lenient = Settings(minConfidence=0.0, minConfidenceInLine=0.1, minConfidenceInvoked=0.2)
+    assert threshold_at(lenient, text, len(text) - 1, invoked=True) == 0.0
+    assert threshold_at(lenient, text, text.index("ret") + 3, invoked=True) == 0.1
+
+
+def test_an_invoked_request_offers_the_part_above_its_floor_first_then_the_whole_candidate():
+    """With a fake generation (two candidates of known tokens and confidences, a fake decoder):
+    the first offer is the first candidate cut where its probability falls below the threshold,
+    the whole candidates follow; an automatic request offers only the cut ones."""
+    from types import SimpleNamespace
+
+    from dg_lsp.context.document import Document
+    from dg_lsp.context.plan import plan_infill
+
+    words = {1: "total", 2: " =", 3: " a", 4: " + b", 5: " * c"}
+    engine = SimpleNamespace(prompts=SimpleNamespace(decode=lambda ids, healed: "".join(words[i] for i in ids)))
+    generation = SimpleNamespace(rows=[[1, 2, 3, 4], [1, 2, 3, 5]], confidences=[[0.9, 0.5, 0.2, 0.1], [0.9, 0.5, 0.2, 0.9]],
+                                 healed="")
+    doc = Document("file:///a.py", "python", "def f(a, b):\n    \n    return total\n")
+    service = CompletionService  # _shown_texts is static: no host, worker or model needed
+    plan = plan_infill(doc, len("def f(a, b):\n    "), lambda text: len(text) // 4)
+    shown = service._shown_texts(doc, plan, engine, generation, 0.05, invoked=True)
+    # 0.9 * 0.5 * 0.2 = 0.09 >= 0.05, then * 0.1 < 0.05; the second stays above: 0.081.
+    assert shown == ["total = a", "total = a * c", "total = a + b"]
+    assert service._shown_texts(doc, plan, engine, generation, 0.05, invoked=False) == ["total = a", "total = a * c"]
+    assert service._shown_texts(doc, plan, engine, generation, 0.5, invoked=False) == ["total"]
+    assert service._shown_texts(doc, plan, engine, generation, 0.5, invoked=True) == [
+        "total", "total = a + b", "total = a * c"]

@@ -5,7 +5,7 @@ import { SERVER_KEYS, defaultsReader, documentSelector, serverCommand, serverSet
 test('the server gets every dgLsp.* key but the client-only ones', () => {
   assert.deepEqual(SERVER_KEYS, ['modelPath', 'device', 'quantization', 'maxCanvas', 'autoMaxCanvas', 'steps', 'invokedSteps',
     'candidates', 'contextTokens', 'enabledLanguages', 'seed', 'minConfidence', 'minConfidenceInLine',
-    'engine', 'remote.url',
+    'minConfidenceInvoked', 'engine', 'remote.url',
     'remote.kind', 'remote.model', 'remote.family', 'remote.tokenizer', 'remote.apiKeyEnv', 'remote.timeoutMs']);
   const settings = serverSettings(defaultsReader({ steps: 4 }));
   assert.equal(settings.steps, 4);

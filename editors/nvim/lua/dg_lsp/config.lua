@@ -28,6 +28,7 @@ M.server_settings = {
   seed = 0,
   minConfidence = 0.25,
   minConfidenceInLine = 0.1, -- the same, with the cursor inside a line's code
+  minConfidenceInvoked = 0.005, -- the floor of an explicitly requested completion
   engine = 'local', -- 'remote': model calls go to the server in `remote` (vLLM, llama.cpp, Ollama...)
   remote = {
     url = '', -- e.g. 'http://gpu-box:8000'; dg-lsp appends /v1/completions or /infill
