@@ -25,7 +25,8 @@ answered, is the calibrated default; the record says whether one exists.
     python benchmarks/confidence.py --holes 600 --inside [--no-heal]   # cursors inside lines (token healing's A/B)
     python benchmarks/confidence.py --holes 600 --invoked   # the invoked floor (dgLsp.minConfidenceInvoked)
 
-With `--invoked` the requests are invoked ones (the server's `invokedSteps`; the first offered
+With `--invoked` the requests are invoked ones (the server's `invokedSteps`; the canvas seeded
+with the encoder's greedy continuation unless a trusted draft seeds it; the first offered
 completion is the part above the floor, or the whole candidate when none is) and the sweep
 runs over low floors; the calibrated floor is the one whose first offered completions bring the
 most right characters per request. Each sweep row also gives the share of requests whose first
@@ -181,8 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         plan = service.plan(doc, offset, settings, invoked=args.invoked)
         prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
+        # Invoked requests without a trusted draft start from the encoder's greedy line, as the server's do.
         generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                     seed=settings.seed)
+                                     seed=settings.seed, greedy_seed=args.invoked)
         times.append((time.perf_counter() - t0) * 1e3)
         generations = {"model": generation}
         if FINAL_STEP in variants:  # the same request, gated by the final step's own probabilities
@@ -199,8 +201,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 draft_right.append(score([draft.text], hole.hole)[1])
                 if draft.trusted:
                     trusted_right.append(draft_right[-1])
+                seeded = {"greedy_seed": True} if args.invoked and not draft.trusted else {"draft": draft.text}
                 generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                             seed=settings.seed, draft=draft.text)
+                                             seed=settings.seed, **seeded)
                 trusted = draft.text if draft.trusted else None
             draft_times.append((time.perf_counter() - t0) * 1e3)
             generations["model+draft"] = generation

@@ -88,3 +88,23 @@ def test_each_generated_token_has_its_confidence(engine):
     for row, confidence in zip(generation.rows, generation.confidences):
         assert len(confidence) == len(row)
         assert all(0.0 < c <= 1.0 for c in confidence)
+
+
+def test_a_greedy_seed_starts_the_canvas_with_the_encoders_greedy_continuation(engine, monkeypatch):
+    """`generate(greedy_seed=True)`: the first row's starting canvas is what greedy decoding through
+    the causal encoder writes after the same prompt; a draft given wins over it."""
+    from dg_lsp.engine.greedy import greedy_tokens
+    from dg_lsp.prompt.healing import healed_text
+
+    prompt = engine.prompts.build(PREFIX, SUFFIX)
+    healed, healing = engine.healed(prompt)
+    greedy, *_ = greedy_tokens(engine, list(healed.ids), 15, first_allowed=engine.first_token_mask(healing))
+    started = []
+    run = engine._run
+    monkeypatch.setattr(engine, "_run", lambda *a, **k: started.append(k.get("initial_canvas")) or run(*a, **k))
+    engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True)
+    assert started[-1] is not None and started[-1][0, : len(greedy)].tolist() == greedy
+    engine.generate(prompt, canvas_length=16, max_steps=2, seed=0)
+    assert started[-1] is None  # no seed asked for: the canvas starts from noise
+    engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True, draft="return a")
+    assert started[-1][0, :2].tolist() == engine.prompts.encode(healed_text(healing) + "return a")[:2]

@@ -146,6 +146,7 @@ class LocalEngine:
 
 class Engine(LocalEngine):
     takes_drafts = True  # `generate(draft=...)` seeds the canvas (prompt-lookup drafts)
+    seeds_with_greedy = True  # `generate(greedy_seed=True)`: the encoder's greedy continuation seeds it
 
     def __init__(self, loaded: LoadedModel, cache_entries: int = 8, context_tokens: int = 2048):
         if loaded.tokenizer is None:
@@ -220,17 +221,26 @@ class Engine(LocalEngine):
         seed: int | None = None,
         cancel: Callable[[], bool] | None = None,
         draft: str | None = None,
+        greedy_seed: bool = False,
     ) -> Generation:
         """Fill the gap `prompt` describes. Raises `Cancelled` if `cancel()` turns true.
         `candidates` > 1 denoises that many canvases in one batch (a single canvas each).
         A `draft` (the text after the cursor, e.g. a prompt-lookup continuation) seeds the start of the first
-        candidate's canvas and its self-conditioning prior; the model keeps what it agrees with."""
+        candidate's canvas and its self-conditioning prior; the model keeps what it agrees with.
+        `greedy_seed` (without a draft): the causal encoder's greedy continuation of the prompt is
+        the draft (`engine.greedy`). A small model's encoder writes better whole lines than its
+        denoiser does from noise, and the denoiser still revises them (an invoked request)."""
         settings = self._settings(canvas_length, max_new_tokens, max_steps)
         if candidates < 1 or (candidates > 1 and settings.num_canvases > 1):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
         prompt, healing = self.healed(prompt)
         # The draft continues the cursor, so with a healed prompt it starts with the healed text too.
         draft = self.prompts.encode(healed_text(healing) + draft) if draft else None
+        if not draft and greedy_seed and settings.num_canvases == 1:
+            from .greedy import greedy_tokens
+
+            draft, *_ = greedy_tokens(self, list(prompt.ids), max(1, settings.canvas_length - 1), cancel,
+                                      self.first_token_mask(healing))
         if not draft:
             return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing)
         seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))

@@ -5,8 +5,9 @@ final-normed hidden states, and `logits` turns the last one into next-token logi
 same weights can complete a FIM prompt one token at a time, which is what block diffusion is
 measured against (same prompt, same weights, same stop tokens).
 
-The ladder: `prefill` (the prompt into a fresh KV cache, the first token's logits) ->
-`decode_one_token` (one token through the encoder, the next logits) -> `generate_autoregressive`
+The ladder (`dg_lsp.engine.greedy`, which the engine also uses to seed invoked requests):
+`prefill` (the prompt into a fresh KV cache, the first token's logits) -> `decode_one_token`
+(one token through the encoder, the next logits) -> `greedy_tokens` -> `generate_autoregressive`
 (the loop, with timings) -> `decode_autoregressive`, the `AutoregressiveDecoder` protocol the
 benchmark is written against.
 
@@ -26,13 +27,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from ..engine.engine import device_clock
+from ..engine.greedy import decode_one_token, greedy_tokens, prefill  # noqa: F401  (the baseline's ladder)
 from ..prompt.healing import healed_text
 
 if TYPE_CHECKING:
     from ..engine.engine import Engine
-    from ..model.diffusion_gemma import DiffusionGemma
-    from ..model.kv_cache import KVCache
 
 
 class AutoregressiveDecoder(Protocol):
@@ -51,18 +50,6 @@ class AutoregressiveResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def prefill(model: DiffusionGemma, prompt: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """prompt: [1, T] into the empty `cache`; returns the next-token logits [1, V]."""
-    hidden = model.encode(prompt, cache)  # [1, T, H]
-    return model.logits(hidden[:, -1])
-
-
-def decode_one_token(model: DiffusionGemma, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """token: [1, 1] appended to `cache`; returns the next-token logits [1, V]."""
-    hidden = model.encode(token, cache)  # [1, 1, H]
-    return model.logits(hidden[:, -1])
-
-
 def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_tokens: int) -> AutoregressiveResult:
     start = time.perf_counter()
     # The engine's own prompt builder and token healing, so both decodings see the same prompt.
@@ -79,43 +66,6 @@ def generate_autoregressive(engine: Engine, prefix: str, suffix: str, max_new_to
         "total": (time.perf_counter() - start) * 1e3,
     }
     return AutoregressiveResult(text, generated, stopped, len(prompt), timings)
-
-
-def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel=None, first_allowed=None):
-    """Greedy decoding of `prompt` (ids): (tokens, their probabilities, stopped, (start, encoded,
-    decoded) clock readings). Checks `cancel` before every token. `first_allowed` (bool [V], a
-    healed prompt) limits the first token, whose probability is then among those tokens."""
-    from ..errors import Cancelled
-
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    model, device = engine.model, engine.device
-    stops = set(engine.defaults.stop_token_ids)
-    ids = torch.tensor([prompt], dtype=torch.long, device=device)  # [1, T]
-    generated: list[int] = []
-    probabilities: list[float] = []
-    stopped = False
-    with torch.inference_mode():
-        cache = model.new_cache(batch_size=1, capacity=len(prompt) + max_new_tokens)
-        t0 = device_clock(device)
-        logits = prefill(model, ids, cache)  # [1, V]
-        if first_allowed is not None:
-            logits = logits.float().masked_fill(~first_allowed, float("-inf"))
-        t1 = device_clock(device)
-        while True:
-            if cancel is not None and cancel():
-                raise Cancelled("generation cancelled")
-            token = int(logits.argmax(dim=-1))  # one sync per token, needed to test for a stop anyway
-            if token in stops:
-                stopped = True
-                break
-            generated.append(token)
-            probabilities.append(float(torch.softmax(logits[0].float(), dim=-1)[token]))
-            if len(generated) >= max_new_tokens:
-                break
-            logits = decode_one_token(model, torch.tensor([[token]], dtype=torch.long, device=device), cache)
-        t2 = device_clock(device)
-    return generated, probabilities, stopped, (t0, t1, t2)
 
 
 class AutoregressiveEngine:

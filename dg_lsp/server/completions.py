@@ -83,6 +83,9 @@ class CompletionService:
             prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
             # The prompt ends with the typed indentation already: the canvas continues after it.
             extra = {"draft": draft.text[len(plan.typed_indent):]} if draft else {}
+            if invoked and not (draft and draft.trusted) and getattr(engine, "seeds_with_greedy", False):
+                # The user asked: the encoder's greedy line seeds the canvas (`Engine.generate`).
+                extra = {"greedy_seed": True}
             generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
                                          candidates=candidates, seed=settings.seed, cancel=is_cancelled, **extra)
             return generation, (draft.text if draft and draft.trusted else None)

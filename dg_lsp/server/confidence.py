@@ -19,9 +19,9 @@ confident prefix is shorter; the model still writes the rest of the canvas, seed
 The threshold depends on where the cursor is (`threshold_at`): `minConfidence` (0.25) at a
 line's start, `minConfidenceInLine` (0.1) inside a line's code, each the smallest whose shown
 completions are right at least 60% of the time on two samples of held-out holes of its kind.
-An invoked request has a floor instead, `minConfidenceInvoked` (0.005): the user asked, so the
-first offered completion goes on while the model gives it any real chance, and is cut where
-the model doubts the rest (a small model's tail after a right start is mostly wrong).
+An invoked request has its own, lower gate, `minConfidenceInvoked` (0.1): the user asked, so
+the first offered completion goes on further, and is still cut where the model doubts the rest
+(a small model's tail after a right start is mostly wrong).
 """
 
 from __future__ import annotations

@@ -259,3 +259,18 @@ def test_an_invoked_request_offers_the_part_above_its_floor_first_then_the_whole
     assert service._shown_texts(doc, plan, engine, generation, 0.5, invoked=False) == ["total"]
     assert service._shown_texts(doc, plan, engine, generation, 0.5, invoked=True) == [
         "total", "total = a + b", "total = a * c"]
+
+
+def test_only_an_invoked_request_seeds_the_canvas_with_the_greedy_line(spm_dir, monkeypatch):
+    engine = Engine(load_model(spm_dir, progress=False), context_tokens=512)
+    session = Session(engine)
+    session.open("file:///a.py", TEXT_A)
+    doc = session.documents.get("file:///a.py")
+    at = types.Position(*doc.position_at(len(doc.text) - 1))
+    asked = []
+    generate = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda *a, **k: asked.append(k) or generate(*a, **k))
+    for invoked in (False, True):
+        settings = Settings(steps=1, invokedSteps=2, candidates=1, seed=int(invoked))  # no cache hit
+        assert asyncio.run(session.service.complete("file:///a.py", at, invoked, settings)).source == "model"
+    assert not asked[0].get("greedy_seed") and asked[1].get("greedy_seed") is True

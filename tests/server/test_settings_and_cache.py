@@ -26,7 +26,7 @@ def test_schema_lists_every_setting_with_its_default():
     described = schema()
     assert described["dgLsp.steps"]["default"] == 1 and described["dgLsp.minConfidence"]["default"] == 0.25
     assert described["dgLsp.minConfidenceInLine"]["default"] == 0.1
-    assert described["dgLsp.minConfidenceInvoked"]["default"] == 0.005
+    assert described["dgLsp.minConfidenceInvoked"]["default"] == 0.1
     assert described["dgLsp.device"]["enum"] == ["auto", "cpu", "cuda"]
     nested = {f"dgLsp.remote.{name}" for name in RemoteSettings.__dataclass_fields__}
     assert set(described) == {f"dgLsp.{name}" for name in Settings.__dataclass_fields__ if name != "remote"} | nested
