@@ -54,7 +54,7 @@ from lsprotocol import types  # noqa: E402
 from dg_lsp.context.ring import SnippetRing  # noqa: E402
 from dg_lsp.engine.engine import Engine  # noqa: E402
 from dg_lsp.evaluation import heldout  # noqa: E402
-from dg_lsp.server.completions import CompletionService  # noqa: E402
+from dg_lsp.server.completions import CompletionService, canvas_seed  # noqa: E402
 from dg_lsp.server.documents import DocumentStore  # noqa: E402
 from dg_lsp.server.model_host import ModelHost  # noqa: E402
 from dg_lsp.server.settings import Settings  # noqa: E402
@@ -182,9 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         plan = service.plan(doc, offset, settings, invoked=args.invoked)
         prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
-        # Invoked requests without a trusted draft start from the encoder's greedy line, as the server's do.
+        # Seeded as the server seeds it: invoked requests start from the encoder's greedy line.
         generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                     seed=settings.seed, greedy_seed=args.invoked)
+                                     seed=settings.seed, **canvas_seed(plan, None, engine, args.invoked))
         times.append((time.perf_counter() - t0) * 1e3)
         generations = {"model": generation}
         if FINAL_STEP in variants:  # the same request, gated by the final step's own probabilities
@@ -201,9 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 draft_right.append(score([draft.text], hole.hole)[1])
                 if draft.trusted:
                     trusted_right.append(draft_right[-1])
-                seeded = {"greedy_seed": True} if args.invoked and not draft.trusted else {"draft": draft.text}
                 generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                             seed=settings.seed, **seeded)
+                                             seed=settings.seed, **canvas_seed(plan, draft, engine, args.invoked))
                 trusted = draft.text if draft.trusted else None
             draft_times.append((time.perf_counter() - t0) * 1e3)
             generations["model+draft"] = generation

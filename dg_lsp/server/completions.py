@@ -81,13 +81,9 @@ class CompletionService:
         def work(is_cancelled):
             # Built on the model thread: the event loop never waits for the tokenizer.
             prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
-            # The prompt ends with the typed indentation already: the canvas continues after it.
-            extra = {"draft": draft.text[len(plan.typed_indent):]} if draft else {}
-            if invoked and not (draft and draft.trusted) and getattr(engine, "seeds_with_greedy", False):
-                # The user asked: the encoder's greedy line seeds the canvas (`Engine.generate`).
-                extra = {"greedy_seed": True}
             generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
-                                         candidates=candidates, seed=settings.seed, cancel=is_cancelled, **extra)
+                                         candidates=candidates, seed=settings.seed, cancel=is_cancelled,
+                                         **canvas_seed(plan, draft, engine, invoked))
             return generation, (draft.text if draft and draft.trusted else None)
 
         try:
@@ -148,6 +144,16 @@ class CompletionService:
             max_canvas=settings.maxCanvas if invoked else min(settings.maxCanvas, settings.autoMaxCanvas),
             snippets=snippets,
         )
+
+
+def canvas_seed(plan, draft: Draft | None, engine, invoked: bool) -> dict:
+    """What starts the canvas, as `engine.generate`'s keyword arguments. An invoked request
+    without a trusted prompt-lookup draft starts from the encoder's greedy line (engines that
+    offer it); otherwise the draft, if any, seeds it."""
+    if invoked and not (draft and draft.trusted) and getattr(engine, "seeds_with_greedy", False):
+        return {"greedy_seed": True}
+    # The prompt ends with the typed indentation already: the canvas continues after it.
+    return {"draft": draft.text[len(plan.typed_indent):]} if draft else {}
 
 
 def _distinct(texts) -> list[str]:
