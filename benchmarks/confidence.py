@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
         # Seeded as the server seeds it: invoked requests start from the encoder's greedy line.
         generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                     seed=settings.seed, **canvas_seed(plan, None, engine, args.invoked))
+                                     seed=settings.seed, one_line=plan.mode == "line",
+                                     **canvas_seed(plan, None, engine, args.invoked))
         times.append((time.perf_counter() - t0) * 1e3)
         generations = {"model": generation}
         if FINAL_STEP in variants:  # the same request, gated by the final step's own probabilities
@@ -202,7 +203,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if draft.trusted:
                     trusted_right.append(draft_right[-1])
                 generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=settings.steps,
-                                             seed=settings.seed, **canvas_seed(plan, draft, engine, args.invoked))
+                                             seed=settings.seed, one_line=plan.mode == "line",
+                                             **canvas_seed(plan, draft, engine, args.invoked))
                 trusted = draft.text if draft.trusted else None
             draft_times.append((time.perf_counter() - t0) * 1e3)
             generations["model+draft"] = generation

@@ -1,4 +1,4 @@
-"""Latency of an automatic completion at a new position: cold prompt cache, after a block opener.
+"""Latency of a completion at a new position: cold prompt cache, after a block opener.
 
 The situation of a user who moves to another place in a real file and opens a block: the
 cursor sits on a new, indented line after a `def`/`if`/`for`/... line, and nothing of this
@@ -9,6 +9,10 @@ store: a new indented line is opened after one of `--trials` block openers sprea
 file (default: the standard library's `_pydecimal.py`) with an incremental change, the prompt
 cache is cleared, the completion is asked for at the line's end, and the line is taken out again.
 
+`--invoked` asks as a user who invokes completion there does instead: the server's invoked
+request with its default settings (`invokedSteps` denoising steps at most, `candidates`
+candidates, the canvas seeded with the encoder's greedy line, the `minConfidenceInvoked` floor).
+
 Both decodings of the same weights answer each position, taking turns (the order swapped
 every trial): block diffusion (`Engine`) and greedy autoregressive decoding through the
 model's causal encoder (`AutoregressiveEngine`), so the ratio of their medians compares them
@@ -17,6 +21,7 @@ and writes a JSON record to benchmarks/results/new-position-<device>-<date>.json
 (issue 12): diffusion p50 <= 100 ms on a 2-core CPU with the default model.
 
     python benchmarks/new_position.py
+    python benchmarks/new_position.py --invoked
     python benchmarks/new_position.py --model DIR --file path/to/big.py --trials 60
 """
 
@@ -79,14 +84,14 @@ class OneBuffer:
             text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
             content_changes=[change]))
 
-    def complete_after(self, line: int, indent: str, settings: Settings) -> tuple[float, bool]:
+    def complete_after(self, line: int, indent: str, settings: Settings, invoked: bool = False) -> tuple[float, bool]:
         end_of_opener = (line, len(self.doc.line_text(line)))
         self._change(end_of_opener, end_of_opener, "\n" + indent)
         self.path.engine.prompt_cache.clear()  # a new position: nothing of this prompt is cached
         self.path.service.cache.clear()
         start = time.perf_counter()
         result = self.path.loop.run_until_complete(
-            self.path.service.complete(self.uri, types.Position(line + 1, len(indent)), False, settings))
+            self.path.service.complete(self.uri, types.Position(line + 1, len(indent)), invoked, settings))
         elapsed_ms = (time.perf_counter() - start) * 1e3
         if result.source != "model":
             raise RuntimeError(f"the server gave no model answer: {result.source}")
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--file", type=Path, default=DEFAULT_FILE)
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--invoked", action="store_true", help="the user invokes completion (default: an automatic trigger)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = p.parse_args(argv)
     started = dt.datetime.now(dt.timezone.utc)
@@ -113,34 +119,39 @@ def main(argv: list[str] | None = None) -> dict:
     buffers = {path.name: OneBuffer(path, text, f"file:///bench/{path.name}/{args.file.name}") for path in paths}
     for path in paths:
         for line, indent in openers[: args.warmup]:
-            buffers[path.name].complete_after(line, indent, settings)
+            buffers[path.name].complete_after(line, indent, settings, args.invoked)
     times = {path.name: [] for path in paths}
     answered = {path.name: 0 for path in paths}
     for i, (line, indent) in enumerate(openers):
         for path in paths if i % 2 == 0 else paths[::-1]:
-            elapsed_ms, shown = buffers[path.name].complete_after(line, indent, settings)
+            elapsed_ms, shown = buffers[path.name].complete_after(line, indent, settings, args.invoked)
             times[path.name].append(elapsed_ms)
             answered[path.name] += shown
     loop.close()
     results = {name: {**latency_stats(ms), "answered_share": answered[name] / len(openers)} for name, ms in times.items()}
     ratio = results["autoregressive"]["p50_ms"] / results["diffusion"]["p50_ms"]
+    trigger = "invoked" if args.invoked else "automatic"
     record = {
         **record_header(BENCHMARK, started, device_description(torch.device("cpu"))),
         "model": str(args.model),
         "settings": {"file": str(args.file), "trials": len(openers), "warmup": args.warmup,
-                     "steps": settings.steps, "max_canvas": settings.maxCanvas, "min_confidence": settings.minConfidence,
+                     "trigger": trigger, "max_canvas": settings.maxCanvas,
+                     **({"steps": settings.invokedSteps, "candidates": settings.candidates,
+                         "min_confidence_invoked": settings.minConfidenceInvoked} if args.invoked else
+                        {"steps": settings.steps, "min_confidence": settings.minConfidence}),
                      "torch_threads": torch.get_num_threads(),
                      "path": "the file open once; per trial a new indented line after an opener (didChange), "
-                             "CompletionService.complete there (automatic trigger, prompt cache cleared), the line removed"},
+                             f"CompletionService.complete there ({trigger} trigger, prompt cache cleared), the line removed"},
         "results": {**results, "latency_ratio_autoregressive_over_diffusion": ratio},
     }
-    print(f"{len(openers)} new positions after block openers in {args.file.name}, cold prompt cache, "
-          f"{settings.steps} steps at most")
+    steps = settings.invokedSteps if args.invoked else settings.steps
+    print(f"{len(openers)} new positions after block openers in {args.file.name}, cold prompt cache, {trigger} "
+          f"requests, {steps} steps at most" + (f", {settings.candidates} candidates" if args.invoked else ""))
     print(f"{'decoding':>15} {'p50 ms':>8} {'p95 ms':>8} {'answered':>9}")
     for name, r in results.items():
         print(f"{name:>15} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['answered_share']:>9.1%}")
     print(f"latency ratio autoregressive / diffusion: {ratio:.2f}x (> 1: diffusion answers sooner)")
-    publish_record(record, args.out, BENCHMARK, "cpu", started)
+    publish_record(record, args.out, BENCHMARK + ("-invoked" if args.invoked else ""), "cpu", started)
     return record
 
 

@@ -93,6 +93,7 @@ def test_each_generated_token_has_its_confidence(engine):
 def test_a_greedy_seed_starts_the_canvas_with_the_encoders_greedy_continuation(engine, monkeypatch):
     """`generate(greedy_seed=True)`: the first row's starting canvas is what greedy decoding through
     the causal encoder writes after the same prompt; a draft given wins over it."""
+    import dg_lsp.engine.engine as engine_module
     from dg_lsp.engine.greedy import greedy_tokens
     from dg_lsp.prompt.healing import healed_text
 
@@ -100,11 +101,49 @@ def test_a_greedy_seed_starts_the_canvas_with_the_encoders_greedy_continuation(e
     healed, healing = engine.healed(prompt)
     greedy, *_ = greedy_tokens(engine, list(healed.ids), 15, first_allowed=engine.first_token_mask(healing))
     started = []
-    run = engine._run
-    monkeypatch.setattr(engine, "_run", lambda *a, **k: started.append(k.get("initial_canvas")) or run(*a, **k))
+    denoise = engine_module.generate
+    monkeypatch.setattr(engine_module, "generate",
+                        lambda *a, **k: started.append(k.get("initial_canvas")) or denoise(*a, **k))
     engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True)
     assert started[-1] is not None and started[-1][0, : len(greedy)].tolist() == greedy
     engine.generate(prompt, canvas_length=16, max_steps=2, seed=0)
     assert started[-1] is None  # no seed asked for: the canvas starts from noise
     engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True, draft="return a")
     assert started[-1][0, :2].tolist() == engine.prompts.encode(healed_text(healing) + "return a")[:2]
+
+    # One line: the seed ends after its first line break (here: whatever token we call one).
+    assert len(greedy) >= 4, "the tiny model's greedy line should not stop this early"
+    monkeypatch.setattr(engine, "_line_break_ids", frozenset({greedy[2]}))
+    engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True, one_line=True)
+    canvas = started[-1][0].tolist()
+    assert canvas[:3] == greedy[:3]
+    prior_row = []
+    monkeypatch.setattr(engine_module, "generate",
+                        lambda *a, **k: prior_row.append(k["initial_self_cond"][0]) or denoise(*a, **k))
+    engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True, one_line=True)
+    seeded = (prior_row[-1].abs().sum(dim=-1) > 0).tolist()  # the positions the prior favours a token at
+    assert seeded[:3] == [True] * 3 and not any(seeded[3:])
+
+
+def test_the_greedy_seed_continues_the_cached_prompt_without_encoding_it_again(engine):
+    """The seed decodes from the prompt cache's entry: the prompt is encoded once, the entry
+    holds exactly the prompt afterwards, and the tokens are those of a fresh cache's greedy decode."""
+    from dg_lsp.engine.greedy import continue_greedily, greedy_tokens
+
+    prompt = engine.prompts.build(PREFIX, SUFFIX, key="file:///seed.py")
+    healed, healing = engine.healed(prompt)
+    engine.prompt_cache.clear()
+    before = engine.prompt_cache.tokens_encoded
+    generation = engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True)
+    assert generation.encoded_tokens == len(healed) == engine.prompt_cache.tokens_encoded - before
+    assert generation.timings_ms["seed"] > 0
+
+    cache, encoded = engine.prompt_cache.prepare(healed.ids, key=healed.cache_key)
+    assert encoded == 0 and cache.length == len(healed)
+    mask = engine.first_token_mask(healing)
+    tokens, probabilities = continue_greedily(engine.model, cache, healed.ids, 10, engine.defaults.stop_token_ids,
+                                              first_allowed=mask)
+    assert cache.length == len(healed) and cache.token_ids[0].tolist() == list(healed.ids)
+    fresh, fresh_probabilities, _, _ = greedy_tokens(engine, list(healed.ids), 10, first_allowed=mask)
+    assert tokens == fresh
+    assert probabilities == pytest.approx(fresh_probabilities, abs=1e-4)

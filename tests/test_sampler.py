@@ -136,3 +136,23 @@ def test_candidates_share_one_cached_prompt(model):
                       torch.Generator().manual_seed(0), batch_size=3)
     assert result.tokens.shape == (1 * 3, 16) and cache.batch_size == 1
     assert len({tuple(row) for row in result.tokens.tolist()}) == 3
+
+
+def test_on_a_cpu_a_steps_logits_stay_within_range_of_the_best_and_sample_the_same(model, monkeypatch):
+    """The CPU clamp (`CPU_LOGIT_RANGE`) keeps exp() out of underflow and the probabilities out
+    of denormals; it changes no token: those logits carry under e^-80 of probability either way."""
+    import dg_lsp.engine.sampler as sampler
+
+    settings = DenoiseSettings(canvas_length=16, max_denoising_steps=6, t_max=0.02, t_min=0.01)
+    steps = []
+    clamped = denoise_canvas(model, encoded(model), settings, torch.Generator().manual_seed(3), on_step=steps.append)
+    spread = torch.stack([s.logits.amax(-1) - s.logits.amin(-1) for s in steps])
+    assert float(spread.max()) <= sampler.CPU_LOGIT_RANGE + 1e-3
+    range_ = sampler.CPU_LOGIT_RANGE
+    monkeypatch.setattr(sampler, "CPU_LOGIT_RANGE", float("inf"))
+    raw_steps = []
+    raw = denoise_canvas(model, encoded(model), settings, torch.Generator().manual_seed(3), on_step=raw_steps.append)
+    raw_spread = torch.stack([s.logits.amax(-1) - s.logits.amin(-1) for s in raw_steps])
+    assert float(raw_spread.max()) > range_  # at this temperature the clamp had work to do
+    assert torch.equal(clamped[0], raw[0]) and clamped[1] == raw[1]
+    assert torch.allclose(clamped[2], raw[2], atol=1e-6)

@@ -110,9 +110,11 @@ class DreamEngine(LocalEngine):
         candidates: int = 1,
         seed: int | None = None,
         cancel: Callable[[], bool] | None = None,
+        one_line: bool = False,
     ) -> Generation:
         """Fill the gap of `prompt` with `canvas_length` masks (or `max_new_tokens`, the gap
-        being the only canvas). Raises `Cancelled` if `cancel()` turns true."""
+        being the only canvas). Raises `Cancelled` if `cancel()` turns true. `one_line` (the
+        server shows one line) changes nothing: the gap is denoised in parallel."""
         length = max_new_tokens or canvas_length or DEFAULT_CANVAS
         if not 1 <= length <= MAX_CANVAS:
             raise InputError(f"the gap must be between 1 and {MAX_CANVAS} tokens, got {length}")

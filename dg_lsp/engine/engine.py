@@ -25,6 +25,7 @@ from ..model.loader import LoadedModel, load_model
 from ..model.quantize import quantize_loaded_model
 from ..prompt import (Prompt, PromptBuilder, PromptFormat, heals_tokens, prompt_format_for, trained_context_tokens,
                       trained_with_cross_file_context)
+from ..prompt.decode import line_break_ids
 from ..prompt.healing import Healing, TokenHealer, healed_text
 from .cuda_graph import GraphedDenoiser
 from .prompt_cache import PromptCache
@@ -52,6 +53,15 @@ class Generation:
     # The text of the healed token every row starts with (`dg_lsp.prompt.healing`); it is before
     # the cursor already, so decoding drops it: `prompts.decode(row, generation.healed)`.
     healed: str = ""
+
+
+@dataclass(frozen=True)
+class _Seeding:
+    """What starts the first row's canvas: `draft` token ids, or the encoder's greedy line."""
+
+    draft: list[int] | None = None
+    greedy: bool = False
+    one_line: bool = False
 
 
 @dataclass
@@ -192,6 +202,7 @@ class Engine(LocalEngine):
         self.healer = TokenHealer(loaded.tokenizer)
         self.heal_tokens = heals_tokens(loaded.directory)
         self._healing_masks: dict[tuple[int, ...], torch.Tensor] = {}
+        self._line_break_ids: frozenset[int] | None = None
         self._lock = threading.Lock()  # one generation at a time: they share the prompt cache
 
     @classmethod
@@ -222,32 +233,29 @@ class Engine(LocalEngine):
         cancel: Callable[[], bool] | None = None,
         draft: str | None = None,
         greedy_seed: bool = False,
+        one_line: bool = False,
     ) -> Generation:
         """Fill the gap `prompt` describes. Raises `Cancelled` if `cancel()` turns true.
         `candidates` > 1 denoises that many canvases in one batch (a single canvas each).
         A `draft` (the text after the cursor, e.g. a prompt-lookup continuation) seeds the start of the first
         candidate's canvas and its self-conditioning prior; the model keeps what it agrees with.
         `greedy_seed` (without a draft): the causal encoder's greedy continuation of the prompt is
-        the draft (`engine.greedy`). A small model's encoder writes better whole lines than its
-        denoiser does from noise, and the denoiser still revises them (an invoked request)."""
+        the draft (`engine.greedy`), decoded from the prompt cache's entry; `one_line` (the
+        server shows one line of what it writes) ends that seed after its first line break
+        (the canvas itself is denoised in parallel, so it gains nothing). A small model's encoder
+        writes better whole lines than its denoiser does from noise, and the denoiser still
+        revises them (an invoked request)."""
         settings = self._settings(canvas_length, max_new_tokens, max_steps)
         if candidates < 1 or (candidates > 1 and settings.num_canvases > 1):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
         prompt, healing = self.healed(prompt)
         # The draft continues the cursor, so with a healed prompt it starts with the healed text too.
-        draft = self.prompts.encode(healed_text(healing) + draft) if draft else None
-        if not draft and greedy_seed and settings.num_canvases == 1:
-            from .greedy import greedy_tokens
-
-            draft, *_ = greedy_tokens(self, list(prompt.ids), max(1, settings.canvas_length - 1), cancel,
-                                      self.first_token_mask(healing))
-        if not draft:
-            return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing)
-        seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
-        tokens, prior = self._seeded_canvas(draft[: settings.canvas_length - 1], settings.canvas_length,
-                                            candidates, strength=0.0, seed=seed)
-        return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing, initial_canvas=tokens,
-                         initial_self_cond=prior)
+        draft_ids = self.prompts.encode(healed_text(healing) + draft) if draft else None
+        if draft_ids or (greedy_seed and settings.num_canvases == 1):
+            seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
+        seeding = _Seeding(draft_ids, greedy=not draft_ids and greedy_seed and settings.num_canvases == 1,
+                           one_line=one_line)
+        return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing, seeding=seeding)
 
     def healed(self, prompt: Prompt) -> tuple[Prompt, Healing | None]:
         """The prompt to encode and the healing of its last prefix token (None: not healed)."""
@@ -310,16 +318,28 @@ class Engine(LocalEngine):
         return tokens, prior
 
     def _run(self, prompt: Prompt, settings, seed, cancel, batch=1, healing: Healing | None = None,
-             **initial) -> Generation:
+             seeding: _Seeding | None = None, **initial) -> Generation:
         start = time.perf_counter()
         generator = self._generator(seed)
         first_allowed = self.first_token_mask(healing)
-        initial = {k: v.to(self.device, v.dtype if k == "initial_canvas" else self.loaded.dtype)
-                   for k, v in initial.items()}
         with self._lock:
             t0 = self._now()
             cache, encoded = self.prompt_cache.prepare(prompt.ids, cancel, key=prompt.cache_key)
             t1 = self._now()
+            draft = seeding.draft if seeding else None
+            if seeding and seeding.greedy:  # continues the prompt just prepared: no second encode
+                from .greedy import continue_greedily  # greedy imports this module
+
+                draft, _ = continue_greedily(self.model, cache, prompt.ids, max(1, settings.canvas_length - 1),
+                                             settings.stop_token_ids, cancel, first_allowed,
+                                             self.line_break_ids if seeding.one_line else ())
+            if draft:
+                tokens, prior = self._seeded_canvas(draft[: settings.canvas_length - 1], settings.canvas_length,
+                                                    batch, strength=0.0, seed=seed)
+                initial = {"initial_canvas": tokens, "initial_self_cond": prior}
+            initial = {k: v.to(self.device, v.dtype if k == "initial_canvas" else self.loaded.dtype)
+                       for k, v in initial.items()}
+            t_seeded = self._now()
             result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch,
                               first_allowed=first_allowed, **initial)
             t2 = self._now()
@@ -330,13 +350,21 @@ class Engine(LocalEngine):
             t3 = self._now()
         timings = {
             "encode": (t1 - t0) * 1e3,
-            "denoise": (t2 - t1) * 1e3,
-            "per_step": (t2 - t1) * 1e3 / max(1, result.nfe),
+            "seed": (t_seeded - t1) * 1e3,
+            "denoise": (t2 - t_seeded) * 1e3,
+            "per_step": (t2 - t_seeded) * 1e3 / max(1, result.nfe),
             "verify": (t3 - t2) * 1e3,
             "total": (time.perf_counter() - start) * 1e3,
         }
         return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences,
                           healed_text(healing))
+
+    @property
+    def line_break_ids(self) -> frozenset[int]:
+        """The tokens whose text holds a line break (the tokenizer merges one with the indentation after it)."""
+        if self._line_break_ids is None:
+            self._line_break_ids = line_break_ids(self.loaded.tokenizer)
+        return self._line_break_ids
 
     def _settings(self, canvas_length, max_new_tokens, max_steps) -> DenoiseSettings:
         canvas = canvas_length or self.defaults.canvas_length

@@ -72,7 +72,8 @@ class AutoregressiveEngine:
     """Greedy left-to-right decoding of an `Engine`'s weights behind the engine interface the
     server uses: the same prompts, stop tokens and budget (one canvas of tokens), so a benchmark
     can compare the two decodings through the server's own request path. Candidates are all the
-    same greedy row; there is no prompt cache (each request encodes its prompt)."""
+    same greedy row; there is no prompt cache (each request encodes its prompt). A one-line
+    request ends after its first line break, as a left-to-right completer stops there."""
 
     takes_drafts = False
 
@@ -87,14 +88,16 @@ class AutoregressiveEngine:
         return self.engine.context_tokens
 
     def generate(self, prompt, *, canvas_length: int | None = None, max_new_tokens: int | None = None,
-                 max_steps: int | None = None, candidates: int = 1, seed: int | None = None, cancel=None):
+                 max_steps: int | None = None, candidates: int = 1, seed: int | None = None, cancel=None,
+                 one_line: bool = False):
         from ..engine.engine import Generation
 
         start = time.perf_counter()
         budget = max_new_tokens or canvas_length or self.engine.defaults.canvas_length
         prompt, healing = self.engine.healed(prompt)
         tokens, probabilities, _, (t0, t1, t2) = greedy_tokens(self.engine, list(prompt.ids), budget, cancel,
-                                                               self.engine.first_token_mask(healing))
+                                                               self.engine.first_token_mask(healing),
+                                                               self.engine.line_break_ids if one_line else ())
         timings = {"encode": (t1 - t0) * 1e3, "decode": (t2 - t1) * 1e3,
                    "per_token": (t2 - t1) * 1e3 / max(1, len(tokens)), "total": (time.perf_counter() - start) * 1e3}
         return Generation([tokens] * candidates, len(tokens), 1, len(prompt), len(prompt), timings,

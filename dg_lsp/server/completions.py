@@ -65,9 +65,10 @@ class CompletionService:
         candidates = settings.candidates if invoked else 1
         plan = self.plan(doc, offset, settings, invoked)
         draft = self.draft(doc, offset, plan, engine)
+        seeding = canvas_seed(plan, draft, engine, invoked)
         threshold = threshold_at(settings, doc.text, offset, invoked)
         key = CompletionCache.key(engine.identity, settings.seed, plan, "invoked" if invoked else "auto",
-                                  (steps, candidates, threshold, draft and draft.text))
+                                  (steps, candidates, threshold, tuple(sorted(seeding.items()))))
         if (texts := self.cache.get(key)) is not None:
             self.cache.remember_shown(uri, doc.text, offset, texts)
             return CompletionResult(texts, offset, "cache")
@@ -83,7 +84,7 @@ class CompletionService:
             prompt = engine.prompts.build(plan.prefix, plan.suffix, plan.context, key=uri)
             generation = engine.generate(prompt, canvas_length=plan.canvas_length, max_steps=steps,
                                          candidates=candidates, seed=settings.seed, cancel=is_cancelled,
-                                         **canvas_seed(plan, draft, engine, invoked))
+                                         one_line=plan.mode == "line", **seeding)
             return generation, (draft.text if draft and draft.trusted else None)
 
         try:
@@ -147,9 +148,9 @@ class CompletionService:
 
 
 def canvas_seed(plan, draft: Draft | None, engine, invoked: bool) -> dict:
-    """What starts the canvas, as `engine.generate`'s keyword arguments. An invoked request
-    without a trusted prompt-lookup draft starts from the encoder's greedy line (engines that
-    offer it); otherwise the draft, if any, seeds it."""
+    """What starts the canvas, as `engine.generate`'s keyword arguments (also part of the cache
+    key). An invoked request without a trusted prompt-lookup draft starts from the encoder's
+    greedy line (engines that offer it); otherwise the draft, if any, seeds it."""
     if invoked and not (draft and draft.trusted) and getattr(engine, "seeds_with_greedy", False):
         return {"greedy_seed": True}
     # The prompt ends with the typed indentation already: the canvas continues after it.

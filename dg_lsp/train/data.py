@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..prompt.decode import line_break_ids
 from .line_holes import LineHoleCutter
 from .tokenizer import SPECIAL_TOKENS
 
@@ -174,5 +175,4 @@ class FimSampler:
 
 
 def newline_token_ids(tokenizer) -> set[int]:
-    vocab = tokenizer.get_vocab()
-    return {i for token, i in vocab.items() if "\n" in tokenizer.decode([i])}
+    return set(line_break_ids(tokenizer))

@@ -73,3 +73,26 @@ def test_the_protocol_returns_text_and_timings(engine):
     assert all(v >= 0 for v in timings.values()) and timings["total"] >= timings["decode"]
     with pytest.raises(ValueError):
         decode_autoregressive(engine, PREFIX, SUFFIX, 0)
+
+
+def test_a_one_line_request_ends_after_its_first_line_break(no_stops, monkeypatch):
+    """The baseline behind the engine interface stops where a left-to-right completer of one
+    line would: after the first token holding a line break (here, whatever token we call one)."""
+    from dg_lsp.evaluation.autoregressive import AutoregressiveEngine
+
+    baseline = AutoregressiveEngine(no_stops)
+    prompt = no_stops.prompts.build(PREFIX, SUFFIX)
+    whole = baseline.generate(prompt, canvas_length=16).rows[0]
+    assert len(whole) == 16
+    monkeypatch.setattr(no_stops, "_line_break_ids", frozenset({whole[3]}))
+    cut = whole.index(whole[3]) + 1
+    assert baseline.generate(prompt, canvas_length=16, one_line=True).rows[0] == whole[:cut]
+    assert baseline.generate(prompt, canvas_length=16).rows[0] == whole  # more than one line: the whole budget
+
+
+def test_the_line_breaks_are_the_tokens_whose_text_holds_one(engine):
+    breaks = engine.line_break_ids
+    newline = engine.prompts.encode("\n")
+    assert set(newline) <= breaks
+    assert all("\n" in engine.loaded.tokenizer.decode([i]) for i in breaks)
+    assert not set(engine.prompts.encode("return value")) & breaks

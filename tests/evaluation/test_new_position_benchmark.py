@@ -42,6 +42,27 @@ def test_a_small_run_writes_a_record_and_leaves_the_buffer_as_it_was(new_positio
     assert json.loads(written.read_text())["settings"]["trials"] == 3
 
 
+def test_an_invoked_run_asks_as_the_user_who_invokes_completion(new_position, dense_dir, tmp_path, monkeypatch):
+    """`--invoked`: the server's invoked request with its default settings (candidates and all)."""
+    from dg_lsp.server.completions import CompletionService
+    from dg_lsp.server.settings import Settings
+
+    asked = []
+    complete = CompletionService.complete
+    monkeypatch.setattr(CompletionService, "complete",
+                        lambda self, uri, position, invoked, settings: asked.append(invoked) or
+                        complete(self, uri, position, invoked, settings))
+    source = tmp_path / "sample.py"
+    source.write_text(SOURCE)
+    record = new_position.main(["--model", str(dense_dir), "--file", str(source), "--trials", "2", "--warmup", "1",
+                                "--invoked", "--out", str(tmp_path / "results")])
+    assert asked and all(asked)
+    settings = record["settings"]
+    assert settings["trigger"] == "invoked" and settings["candidates"] == Settings().candidates
+    assert settings["steps"] == Settings().invokedSteps
+    assert list((tmp_path / "results").glob("new-position-invoked-cpu-*.json"))
+
+
 def test_each_trial_takes_its_new_line_out_again(new_position, dense_dir, tmp_path):
     import asyncio
 

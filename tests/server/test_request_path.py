@@ -274,3 +274,26 @@ def test_only_an_invoked_request_seeds_the_canvas_with_the_greedy_line(spm_dir, 
         settings = Settings(steps=1, invokedSteps=2, candidates=1, seed=int(invoked))  # no cache hit
         assert asyncio.run(session.service.complete("file:///a.py", at, invoked, settings)).source == "model"
     assert not asked[0].get("greedy_seed") and asked[1].get("greedy_seed") is True
+    # Every request says whether one line of it is shown (the greedy seed then ends at the line break).
+    for invoked, ask in zip((False, True), asked):
+        plan = session.service.plan(doc, len(doc.text) - 1, settings, invoked=invoked)
+        assert ask["one_line"] is (plan.mode == "line")
+
+
+def test_canvas_seed_follows_the_drafts_trust():
+    from types import SimpleNamespace
+
+    from dg_lsp.context.lookup import Draft
+    from dg_lsp.server.completions import canvas_seed
+
+    seeding_engine = SimpleNamespace(seeds_with_greedy=True)
+    line, block = SimpleNamespace(mode="line", typed_indent=""), SimpleNamespace(mode="block", typed_indent="    ")
+    assert canvas_seed(line, None, seeding_engine, invoked=True) == {"greedy_seed": True}
+    trusted = Draft(text="    return x", match_chars=60, source="lookup")
+    assert trusted.trusted
+    assert canvas_seed(block, trusted, seeding_engine, invoked=True) == {"draft": "return x"}  # the typed indent is in the prompt
+    untrusted = Draft(text="    return y", match_chars=20, source="lookup")
+    assert canvas_seed(block, untrusted, seeding_engine, invoked=True) == {"greedy_seed": True}
+    assert canvas_seed(block, untrusted, seeding_engine, invoked=False) == {"draft": "return y"}
+    assert canvas_seed(line, None, seeding_engine, invoked=False) == {}
+    assert canvas_seed(line, None, SimpleNamespace(), invoked=True) == {}  # an engine without the seed
