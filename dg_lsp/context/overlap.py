@@ -1,5 +1,6 @@
 """Completions must not repeat the text after the cursor: neither the rest of the current
-line (`foo(x))` before `)`) nor the next lines of the file (Tabby drops those too)."""
+line (`foo(x))` before `)`) nor the next lines of the file (Tabby drops those too); nor
+themselves, line after line (a small model's loop)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,24 @@ def drop_repeated_lines(text: str, following: list[str]) -> str:
         if rest[:matched] == following[:matched] and (matched == len(rest) or matched >= 3):
             return "\n".join(lines[:i])
     return text
+
+
+def cut_at_self_repetition(text: str) -> str:
+    """Cut `text` before its first line of code that repeats the line of code before it
+    (`if i == 0:` under `if i == 0:`): the loop a small model falls into, which its encoder is
+    sure of, and never what the user means. Bare words (`end`, `else`, `pass`) and closers
+    (`}`, `)`) may stand twice in a row and are left alone."""
+    lines = text.split("\n")
+    previous = None
+    for i, line in enumerate(lines):
+        code = line.strip()
+        if not code:
+            continue
+        if code == previous and not _bare_word_or_closer(code):
+            return "\n".join(lines[:i])
+        previous = code
+    return text
+
+
+def _bare_word_or_closer(code: str) -> bool:
+    return code.rstrip(";,").isalnum() or not any(ch.isalnum() for ch in code)

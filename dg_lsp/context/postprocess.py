@@ -1,8 +1,8 @@
 """Turn the model's raw completion into the text to insert at the cursor, or None.
 
 In order: the span's limit (line mode: the first line; block mode: re-indent to the
-buffer, then stop where the block ends), no repetition of what follows the cursor, no
-trailing blank lines, and finally the syntax guard.
+buffer, then stop where the block ends), no repetition of what follows the cursor nor of
+the completion's own previous line, no trailing blank lines, and finally the syntax guard.
 
 A line completion that starts with more indentation, where the cursor is already after the
 line's indentation, is dropped: the editor (or the user) indented the line, and the model's
@@ -15,7 +15,7 @@ from __future__ import annotations
 from .block_end import cut_at_block_end
 from .document import Document
 from .indentation import reindent
-from .overlap import drop_repeated_lines, strip_line_overlap
+from .overlap import cut_at_self_repetition, drop_repeated_lines, strip_line_overlap
 from .plan import InfillPlan
 from .syntax_guard import keep_parsable
 
@@ -50,7 +50,7 @@ def clean_completion(doc: Document, plan: InfillPlan, text: str) -> str | None:
         style, lifetimes = (grammar.style, grammar.has_lifetimes) if grammar else ("indent", False)
         text = cut_at_block_end(text, style, plan.block_indent, following, lifetimes)
         text = drop_repeated_lines(text, following)
-        text = text.rstrip()
+        text = cut_at_self_repetition(text).rstrip()
     if not text.strip():
         return None
 

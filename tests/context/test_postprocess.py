@@ -176,3 +176,23 @@ def test_crlf_buffers_get_crlf_completions():
     assert clean("python", source, "if count < 0:\n            raise ValueError(count)") == (
         "if count < 0:\r\n            raise ValueError(count)"
     )
+
+
+def test_a_block_stops_before_a_line_repeating_the_one_before_it():
+    source = "def count(s):\n    █\n    return 0\n"
+    looped = "for i in range(1, 1):\n        for i in range(1, 1):\n            for i in range(1, 1):"
+    assert clean("python", source, looped, mode="block") == "for i in range(1, 1):"
+    assert clean("python", source, "n = 0\n    n = 0\n    print(n)", mode="block") == "n = 0"
+    # A line repeated further down, with other lines between, is code, not a loop.
+    kept = "n = 0\n    for c in s:\n        n = 0\n    print(n)"
+    assert clean("python", source, kept, mode="block") == kept
+
+
+def test_bare_words_and_closers_may_repeat():
+    from dg_lsp.context.overlap import cut_at_self_repetition
+
+    lua = "if a then\n  if b then\n    f()\n  end\nend"
+    assert cut_at_self_repetition(lua) == lua
+    braces = "if (a) {\n  if (b) {\n    f();\n  }\n}\n}"
+    assert cut_at_self_repetition(braces) == braces
+    assert cut_at_self_repetition("x = 1\n\nx = 1\ny = 2") == "x = 1\n"
