@@ -251,10 +251,10 @@ class Engine(LocalEngine):
         prompt, healing = self.healed(prompt)
         # The draft continues the cursor, so with a healed prompt it starts with the healed text too.
         draft_ids = self.prompts.encode(healed_text(healing) + draft) if draft else None
-        if draft_ids or (greedy_seed and settings.num_canvases == 1):
+        greedy = not draft_ids and greedy_seed and settings.num_canvases == 1
+        if draft_ids or greedy:  # the seeded canvas and the sampler draw from one seed
             seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
-        seeding = _Seeding(draft_ids, greedy=not draft_ids and greedy_seed and settings.num_canvases == 1,
-                           one_line=one_line)
+        seeding = _Seeding(draft_ids, greedy, one_line)
         return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing, seeding=seeding)
 
     def healed(self, prompt: Prompt) -> tuple[Prompt, Healing | None]:
