@@ -97,16 +97,19 @@ class RemoteEngine:
 
     def generate(self, prompt: TextPrompt, *, canvas_length: int | None = None, max_new_tokens: int | None = None,
                  max_steps: int | None = None, candidates: int = 1, seed: int | None = None,
-                 cancel: Callable[[], bool] | None = None, **_ignored) -> RemoteGeneration:
+                 cancel: Callable[[], bool] | None = None, one_line: bool = False,
+                 **_ignored) -> RemoteGeneration:
         """One request for the gap `prompt` describes. `max_steps` and extra candidates mean nothing to a
-        server at temperature 0; raises `Cancelled` (a newer request) or `EngineUnavailable`."""
+        server at temperature 0; `one_line` (the server shows one line) stops the server at the
+        line break instead of writing the rest of the budget. Raises `Cancelled` (a newer
+        request) or `EngineUnavailable`."""
         if not self.health.admit():
             raise EngineUnavailable(f"the remote server is unreachable ({self.health.last_error}); "
                                     f"trying again in {self.health.retry_in_s():.0f} s")
         max_tokens = max(1, min(MAX_TOKENS, max_new_tokens or canvas_length or 64))
         start = time.perf_counter()
         try:
-            choices, first_ms = self._request(prompt, max_tokens, seed, cancel)
+            choices, first_ms = self._request(prompt, max_tokens, seed, cancel, ("\n",) if one_line else ())
         except RemoteError as err:
             self.health.failed(err.reason)
             raise EngineUnavailable(err.reason) from None
@@ -121,11 +124,13 @@ class RemoteEngine:
         total = (time.perf_counter() - start) * 1e3
         return RemoteGeneration(rows or [[]], confidences or [[]], len(prompt), {"first_byte": first_ms, "total": total})
 
-    def _request(self, prompt: TextPrompt, max_tokens: int, seed, cancel) -> tuple[dict[int, Choice], float]:
+    def _request(self, prompt: TextPrompt, max_tokens: int, seed, cancel,
+                 extra_stops: tuple[str, ...] = ()) -> tuple[dict[int, Choice], float]:
         """Send, and once more without logprobs if the server refuses them."""
         while True:
             path, body = request_for(self.settings.kind, prompt, self.template, model=self.settings.model,
-                                     max_tokens=max_tokens, seed=seed, logprobs=self.logprobs)
+                                     max_tokens=max_tokens, seed=seed, logprobs=self.logprobs,
+                                     extra_stops=extra_stops)
             choices: dict[int, Choice] = {}
             start, first = time.perf_counter(), []
 

@@ -57,9 +57,10 @@ class Choice:
 
 
 def request_for(kind: str, prompt: TextPrompt, template: Template | None, *, model: str, max_tokens: int,
-                seed: int | None, logprobs: bool) -> tuple[str, dict[str, Any]]:
-    """The path and JSON body of one completion request."""
-    stops = list(template.stops) if template is not None else []
+                seed: int | None, logprobs: bool, extra_stops: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """The path and JSON body of one completion request; `extra_stops` end it too (a line
+    break, for a request of which one line is shown)."""
+    stops = [*(template.stops if template is not None else ()), *extra_stops]
     if kind == "llamacpp-infill":
         body: dict[str, Any] = {
             "input_prefix": prompt.prefix, "input_suffix": prompt.suffix,

@@ -144,3 +144,15 @@ def test_a_url_with_v1_is_the_same_server(fake):
     engine = engine_for(fake, url=fake.url + "/v1/")
     assert "".join(complete(engine).rows[0]) == "return a + b"
     assert fake.requests[0].path == "/v1/completions"
+
+
+def test_a_one_line_request_stops_the_server_at_the_line_break(fake):
+    """The server shows one line of a line-mode completion: the remote server need not write more."""
+    fake.behaviour = Behaviour(text="return a + b")
+    engine = engine_for(fake)
+    prompt = engine.prompts.build("def add(a, b):\n    ", "\n", "", key="file:///a.py")
+    engine.generate(prompt, canvas_length=32, one_line=True)
+    engine.generate(prompt, canvas_length=32)
+    one_line, block = (request.body.get("stop", []) for request in fake.requests)
+    assert "\n" in one_line and "\n" not in block
+    assert set(block) <= set(one_line)  # the template's own stops stay
