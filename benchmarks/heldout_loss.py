@@ -28,8 +28,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_records import device_description, publish_record, record_header  # noqa: E402
 
 from dg_lsp.model.loader import load_model  # noqa: E402
+from dg_lsp.prompt.decode import line_break_ids  # noqa: E402
 from dg_lsp.train.corpus import iter_documents  # noqa: E402
-from dg_lsp.train.data import FimSampler, TokenStream, newline_token_ids  # noqa: E402
+from dg_lsp.train.data import FimSampler, TokenStream  # noqa: E402
 from dg_lsp.train.objectives import losses  # noqa: E402
 
 BENCHMARK = "heldout-loss"
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
             figures = {}
             for replaced_only in (False, True):
                 # A fresh sampler with a fixed seed: the same batches for every model and shape pass.
-                sampler = FimSampler(heldout, newline_token_ids(tokenizer), prompt_len, (16, 32, 64), seed=1234)
+                sampler = FimSampler(heldout, line_break_ids(tokenizer), prompt_len, (16, 32, 64), seed=1234)
                 ar, diffusion = mean_losses(model, sampler, args.batches, args.batch_size, ar_context, replaced_only)
                 figures["next_token"] = ar
                 figures["denoising_re_noised" if replaced_only else "denoising_all"] = diffusion

@@ -113,7 +113,7 @@ def test_a_greedy_seed_starts_the_canvas_with_the_encoders_greedy_continuation(e
 
     # One line: the seed ends after its first line break (here: whatever token we call one).
     assert len(greedy) >= 4, "the tiny model's greedy line should not stop this early"
-    monkeypatch.setattr(engine, "_line_break_ids", frozenset({greedy[2]}))
+    monkeypatch.setattr(engine, "line_break_ids", frozenset({greedy[2]}))
     engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True, one_line=True)
     canvas = started[-1][0].tolist()
     assert canvas[:3] == greedy[:3]

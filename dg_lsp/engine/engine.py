@@ -10,6 +10,7 @@ confidence gate reads. Prompts are built, and rows decoded, by `dg_lsp.prompt` (
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -57,9 +58,11 @@ class Generation:
 
 @dataclass(frozen=True)
 class _Seeding:
-    """What starts the first row's canvas: `draft` token ids, or the encoder's greedy line."""
+    """What starts the first row's canvas: `draft` token ids (a `strength` share of them
+    re-noised), or the encoder's greedy line (ended at its first line break for `one_line`)."""
 
     draft: list[int] | None = None
+    strength: float = 0.0
     greedy: bool = False
     one_line: bool = False
 
@@ -202,7 +205,6 @@ class Engine(LocalEngine):
         self.healer = TokenHealer(loaded.tokenizer)
         self.heal_tokens = heals_tokens(loaded.directory)
         self._healing_masks: dict[tuple[int, ...], torch.Tensor] = {}
-        self._line_break_ids: frozenset[int] | None = None
         self._lock = threading.Lock()  # one generation at a time: they share the prompt cache
 
     @classmethod
@@ -250,11 +252,11 @@ class Engine(LocalEngine):
             raise InputError("several candidates need a single canvas (max_new_tokens <= canvas length)")
         prompt, healing = self.healed(prompt)
         # The draft continues the cursor, so with a healed prompt it starts with the healed text too.
-        draft_ids = self.prompts.encode(healed_text(healing) + draft) if draft else None
+        draft_ids = self.prompts.encode(healed_text(healing) + draft)[: settings.canvas_length - 1] if draft else None
         greedy = not draft_ids and greedy_seed and settings.num_canvases == 1
         if draft_ids or greedy:  # the seeded canvas and the sampler draw from one seed
             seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
-        seeding = _Seeding(draft_ids, greedy, one_line)
+        seeding = _Seeding(draft_ids, greedy=greedy, one_line=one_line)
         return self._run(prompt, settings, seed, cancel, batch=candidates, healing=healing, seeding=seeding)
 
     def healed(self, prompt: Prompt) -> tuple[Prompt, Healing | None]:
@@ -298,8 +300,8 @@ class Engine(LocalEngine):
         canvas = min(MAX_CANVAS, max(MIN_CANVAS, -(-int(needed * 1.25) // 16) * 16))
         settings = self._settings(canvas, canvas, max_steps)
         seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)))
-        tokens, prior = self._seeded_canvas(draft + ([stop] if stop is not None else []), canvas, 1, strength, seed)
-        return self._run(prompt, settings, seed, cancel, initial_canvas=tokens, initial_self_cond=prior)
+        seeding = _Seeding(draft + ([stop] if stop is not None else []), strength)
+        return self._run(prompt, settings, seed, cancel, seeding=seeding)
 
     def _seeded_canvas(self, ids: list[int], canvas: int, rows: int, strength: float,
                        seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,7 +320,7 @@ class Engine(LocalEngine):
         return tokens, prior
 
     def _run(self, prompt: Prompt, settings, seed, cancel, batch=1, healing: Healing | None = None,
-             seeding: _Seeding | None = None, **initial) -> Generation:
+             seeding: _Seeding = _Seeding()) -> Generation:
         start = time.perf_counter()
         generator = self._generator(seed)
         first_allowed = self.first_token_mask(healing)
@@ -326,19 +328,18 @@ class Engine(LocalEngine):
             t0 = self._now()
             cache, encoded = self.prompt_cache.prepare(prompt.ids, cancel, key=prompt.cache_key)
             t1 = self._now()
-            draft = seeding.draft if seeding else None
-            if seeding and seeding.greedy:  # continues the prompt just prepared: no second encode
+            draft = seeding.draft
+            if seeding.greedy:  # continues the prompt just prepared: no second encode
                 from .greedy import continue_greedily  # greedy imports this module
 
                 draft, _ = continue_greedily(self.model, cache, prompt.ids, max(1, settings.canvas_length - 1),
                                              settings.stop_token_ids, cancel, first_allowed,
                                              self.line_break_ids if seeding.one_line else ())
+            initial = {}
             if draft:
-                tokens, prior = self._seeded_canvas(draft[: settings.canvas_length - 1], settings.canvas_length,
-                                                    batch, strength=0.0, seed=seed)
-                initial = {"initial_canvas": tokens, "initial_self_cond": prior}
-            initial = {k: v.to(self.device, v.dtype if k == "initial_canvas" else self.loaded.dtype)
-                       for k, v in initial.items()}
+                tokens, prior = self._seeded_canvas(draft, settings.canvas_length, batch, seeding.strength, seed)
+                initial = {"initial_canvas": tokens.to(self.device),
+                           "initial_self_cond": prior.to(self.device, self.loaded.dtype)}
             t_seeded = self._now()
             result = generate(self.denoiser, cache, settings, generator, cancel, batch_size=batch,
                               first_allowed=first_allowed, **initial)
@@ -359,12 +360,10 @@ class Engine(LocalEngine):
         return Generation(rows, result.nfe, len(result.steps), len(prompt), encoded, timings, confidences,
                           healed_text(healing))
 
-    @property
+    @functools.cached_property
     def line_break_ids(self) -> frozenset[int]:
         """The tokens whose text holds a line break (the tokenizer merges one with the indentation after it)."""
-        if self._line_break_ids is None:
-            self._line_break_ids = line_break_ids(self.loaded.tokenizer)
-        return self._line_break_ids
+        return line_break_ids(self.loaded.tokenizer)
 
     def _settings(self, canvas_length, max_new_tokens, max_steps) -> DenoiseSettings:
         canvas = canvas_length or self.defaults.canvas_length

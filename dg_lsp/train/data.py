@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-from ..prompt.decode import line_break_ids
 from .line_holes import LineHoleCutter
 from .tokenizer import SPECIAL_TOKENS
 
@@ -99,7 +98,7 @@ class WindowSampler:
 
 
 class FimSampler:
-    def __init__(self, stream: TokenStream, newline_ids: set[int], prompt_len: int, canvas_lens=(16, 32, 64),
+    def __init__(self, stream: TokenStream, newline_ids: Collection[int], prompt_len: int, canvas_lens=(16, 32, 64),
                  seed: int = 0, long_middle_share: float = 0.15, line_holes: LineHoleCutter | None = None,
                  line_hole_share: float = 0.0):
         self.stream = stream
@@ -172,7 +171,3 @@ class FimSampler:
                 if int(window[i]) in self.newline_ids and self.rng.random() < 0.7:
                     return i - start + 1
         return min(span, len(window) - start)
-
-
-def newline_token_ids(tokenizer) -> set[int]:
-    return set(line_break_ids(tokenizer))

@@ -29,8 +29,9 @@ from tqdm import tqdm
 
 from ..model.config import parse_config
 from ..model.diffusion_gemma import DiffusionGemma
+from ..prompt.decode import line_break_ids
 from .corpus import iter_documents
-from .data import FILE_SEPARATOR, FimSampler, TokenStream, WindowSampler, cap_package_bytes, newline_token_ids
+from .data import FILE_SEPARATOR, FimSampler, TokenStream, WindowSampler, cap_package_bytes
 from .export import export_model
 from .line_holes import LineHoleCutter
 from .objectives import losses, next_token_loss
@@ -89,7 +90,7 @@ class Trainer:
             [{"params": decay, "weight_decay": settings.weight_decay}, {"params": rest, "weight_decay": 0.0}],
             lr=settings.lr, betas=(0.9, 0.95))
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        newlines = newline_token_ids(tokenizer)
+        newlines = line_break_ids(tokenizer)
         documents = list(iter_documents(Path(corpus) / "train.jsonl"))
         if settings.max_package_bytes:
             documents = cap_package_bytes(documents, settings.max_package_bytes, random.Random(settings.seed))

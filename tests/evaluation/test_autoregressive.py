@@ -84,7 +84,7 @@ def test_a_one_line_request_ends_after_its_first_line_break(no_stops, monkeypatc
     prompt = no_stops.prompts.build(PREFIX, SUFFIX)
     whole = baseline.generate(prompt, canvas_length=16).rows[0]
     assert len(whole) == 16
-    monkeypatch.setattr(no_stops, "_line_break_ids", frozenset({whole[3]}))
+    monkeypatch.setattr(no_stops, "line_break_ids", frozenset({whole[3]}))
     cut = whole.index(whole[3]) + 1
     assert baseline.generate(prompt, canvas_length=16, one_line=True).rows[0] == whole[:cut]
     assert baseline.generate(prompt, canvas_length=16).rows[0] == whole  # more than one line: the whole budget

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from dg_lsp.train.data import EOS, FILE_SEPARATOR, FIM_MIDDLE, PAD, FimSampler, TokenStream, newline_token_ids
+from dg_lsp.prompt.decode import line_break_ids
+from dg_lsp.train.data import EOS, FILE_SEPARATOR, FIM_MIDDLE, PAD, FimSampler, TokenStream
 from dg_lsp.train.line_holes import LineHoleCutter
 from dg_lsp.train.settings import share
 
@@ -46,7 +47,7 @@ def test_a_hole_is_one_whole_line_of_the_text_with_the_cursor_at_column_0_or_aft
 
 def test_the_sampler_mixes_line_holes_into_well_formed_fim_examples(tokenizer):
     stream = TokenStream.from_texts([SOURCE, SOURCE[:2000]], tokenizer)
-    sampler = FimSampler(stream, newline_token_ids(tokenizer), prompt_len=128, canvas_lens=(16,), seed=1,
+    sampler = FimSampler(stream, line_break_ids(tokenizer), prompt_len=128, canvas_lens=(16,), seed=1,
                          line_holes=LineHoleCutter(tokenizer, FILE_SEPARATOR), line_hole_share=1.0)
     for _ in range(40):
         prompt, target = sampler.example(16)
@@ -62,7 +63,7 @@ def test_the_sampler_mixes_line_holes_into_well_formed_fim_examples(tokenizer):
 
 def test_without_a_cutter_the_share_draws_nothing_and_old_runs_replay(tokenizer):
     stream = TokenStream.from_texts([SOURCE], tokenizer)
-    newlines = newline_token_ids(tokenizer)
+    newlines = line_break_ids(tokenizer)
     plain = FimSampler(stream, newlines, prompt_len=64, seed=5)
     shared = FimSampler(stream, newlines, prompt_len=64, seed=5, line_hole_share=0.5)
     for _ in range(10):

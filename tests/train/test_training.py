@@ -17,7 +17,8 @@ from dg_lsp.engine.engine import Engine
 from dg_lsp.model.config import parse_config
 from dg_lsp.model.diffusion_gemma import DiffusionGemma
 from dg_lsp.model.loader import load_model
-from dg_lsp.train.data import EOS, PAD, Batch, FimSampler, TokenStream, cap_package_bytes, newline_token_ids
+from dg_lsp.prompt.decode import line_break_ids
+from dg_lsp.train.data import EOS, PAD, Batch, FimSampler, TokenStream, cap_package_bytes
 from dg_lsp.train.loop import Trainer, decay_factor, init_weights, lr_at
 from dg_lsp.train.objectives import losses
 from dg_lsp.train.presets import model_config
@@ -92,7 +93,7 @@ def test_fim_examples_are_well_formed(corpus):
 
     tokenizer = Tokenizer.from_file(str(corpus / "tokenizer.json"))
     stream = TokenStream.from_texts([Path(textwrap.__file__).read_text()], tokenizer)
-    sampler = FimSampler(stream, newline_token_ids(tokenizer), prompt_len=40, canvas_lens=(16,), seed=3)
+    sampler = FimSampler(stream, line_break_ids(tokenizer), prompt_len=40, canvas_lens=(16,), seed=3)
     for _ in range(50):
         prompt, target = sampler.example(16)
         assert prompt.shape == (40,) and target.shape == (16,)
