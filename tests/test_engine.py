@@ -124,6 +124,15 @@ def test_a_greedy_seed_starts_the_canvas_with_the_encoders_greedy_continuation(e
     seeded = (prior_row[-1].abs().sum(dim=-1) > 0).tolist()  # the positions the prior favours a token at
     assert seeded[:3] == [True] * 3 and not any(seeded[3:])
 
+    # A block: the seed ends after its BLOCK_SEED_LINES-th line break.
+    monkeypatch.setattr(engine_module, "BLOCK_SEED_LINES", 2)
+    breaks = frozenset({greedy[1], greedy[3]})
+    monkeypatch.setattr(engine, "line_break_ids", breaks)
+    second_break = [i for i, token in enumerate(greedy) if token in breaks][1]
+    engine.generate(prompt, canvas_length=16, max_steps=2, seed=0, greedy_seed=True)
+    seeded = (prior_row[-1].abs().sum(dim=-1) > 0).tolist()
+    assert seeded == [True] * (second_break + 1) + [False] * (16 - second_break - 1)
+
 
 def test_the_greedy_seed_continues_the_cached_prompt_without_encoding_it_again(engine):
     """The seed decodes from the prompt cache's entry: the prompt is encoded once, the entry

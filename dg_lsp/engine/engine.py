@@ -34,6 +34,9 @@ from .sampler import DenoiseSettings, generate
 from .verify import encoder_probabilities
 
 MIN_CANVAS, MAX_CANVAS = 16, 256
+# A block request's greedy seed ends after this many lines: each costs a token's encoder pass
+# per token, and the denoiser writes the canvas after the seed in parallel anyway.
+BLOCK_SEED_LINES = 3
 DRAFT_LOGIT = 8.0  # how strongly a rewrite's self-conditioning prior favours the selected text
 _load_serial = itertools.count(1)
 
@@ -59,7 +62,8 @@ class Generation:
 @dataclass(frozen=True)
 class _Seeding:
     """What starts the first row's canvas: `draft` token ids (a `strength` share of them
-    re-noised), or the encoder's greedy line (ended at its first line break for `one_line`)."""
+    re-noised), or the encoder's greedy continuation (ended after its first line break for
+    `one_line`, after `BLOCK_SEED_LINES` otherwise)."""
 
     draft: list[int] | None = None
     strength: float = 0.0
@@ -243,8 +247,9 @@ class Engine(LocalEngine):
         candidate's canvas and its self-conditioning prior; the model keeps what it agrees with.
         `greedy_seed` (without a draft): the causal encoder's greedy continuation of the prompt is
         the draft (`engine.greedy`), decoded from the prompt cache's entry; `one_line` (the
-        server shows one line of what it writes) ends that seed after its first line break
-        (the canvas itself is denoised in parallel, so it gains nothing). A small model's encoder
+        server shows one line of what it writes) ends that seed after its first line break, a
+        block's after `BLOCK_SEED_LINES` (the canvas itself is denoised in parallel, so a longer
+        seed gains little and costs an encoder pass a token). A small model's encoder
         writes better whole lines than its denoiser does from noise, and the denoiser still
         revises them (an invoked request)."""
         settings = self._settings(canvas_length, max_new_tokens, max_steps)
@@ -334,7 +339,7 @@ class Engine(LocalEngine):
 
                 draft, _ = continue_greedily(self.model, cache, prompt.ids, max(1, settings.canvas_length - 1),
                                              settings.stop_token_ids, cancel, first_allowed,
-                                             self.line_break_ids if seeding.one_line else ())
+                                             self.line_break_ids, 1 if seeding.one_line else BLOCK_SEED_LINES)
             initial = {}
             if draft:
                 tokens, prior = self._seeded_canvas(draft, settings.canvas_length, batch, seeding.strength, seed)

@@ -62,10 +62,10 @@ def greedy_tokens(engine: Engine, prompt: list[int], max_new_tokens: int, cancel
 def continue_greedily(model: DiffusionGemma, cache: KVCache, prompt: Sequence[int], max_new_tokens: int,
                       stops: Collection[int], cancel: Callable[[], bool] | None = None,
                       first_allowed: torch.Tensor | None = None,
-                      ends: Collection[int] = ()) -> tuple[list[int], list[float]]:
+                      ends: Collection[int] = (), max_ends: int = 1) -> tuple[list[int], list[float]]:
     """Greedy continuation of `prompt`, which `cache` holds (the prompt cache's entry): (tokens,
-    their probabilities). It stops before a stop token, after a token in `ends` (the line
-    breaks, for a one-line request) or at `max_new_tokens`. Like `verify`, it re-encodes the
+    their probabilities). It stops before a stop token, after the `max_ends`-th token in `ends`
+    (the line breaks: one for a one-line request, a few for a block) or at `max_new_tokens`. Like `verify`, it re-encodes the
     prompt's last token for its next-token logits, appends, and cuts the cache back, so the
     cache holds exactly the prompt afterwards."""
     length = len(prompt)
@@ -74,20 +74,23 @@ def continue_greedily(model: DiffusionGemma, cache: KVCache, prompt: Sequence[in
     try:
         logits = decode_one_token(model, torch.tensor([[prompt[-1]]], dtype=torch.long, device=device), cache)
         generated, probabilities, _ = _greedy_loop(model, cache, logits, max_new_tokens, set(stops), cancel,
-                                                   first_allowed, set(ends))
+                                                   first_allowed, set(ends), max_ends)
     finally:
         cache.truncate(length)
     return generated, probabilities
 
 
 def _greedy_loop(model: DiffusionGemma, cache: KVCache, logits: torch.Tensor, max_new_tokens: int, stops: set[int],
-                 cancel, first_allowed, ends: set[int] = frozenset()) -> tuple[list[int], list[float], bool]:
-    """From the prompt's next-token `logits` [1, V]: (tokens, probabilities, stopped at a stop token)."""
+                 cancel, first_allowed, ends: set[int] = frozenset(),
+                 max_ends: int = 1) -> tuple[list[int], list[float], bool]:
+    """From the prompt's next-token `logits` [1, V]: (tokens, probabilities, stopped at a stop
+    token); it ends after the `max_ends`-th token in `ends`."""
     device = logits.device
     if first_allowed is not None:
         logits = logits.float().masked_fill(~first_allowed, float("-inf"))
     generated: list[int] = []
     probabilities: list[float] = []
+    ends_seen = 0
     while True:
         if cancel is not None and cancel():
             raise Cancelled("generation cancelled")
@@ -96,6 +99,7 @@ def _greedy_loop(model: DiffusionGemma, cache: KVCache, logits: torch.Tensor, ma
             return generated, probabilities, True
         generated.append(token)
         probabilities.append(float(torch.softmax(logits[0].float(), dim=-1)[token]))
-        if len(generated) >= max_new_tokens or token in ends:
+        ends_seen += token in ends
+        if len(generated) >= max_new_tokens or ends_seen >= max_ends:
             return generated, probabilities, False
         logits = decode_one_token(model, torch.tensor([[token]], dtype=torch.long, device=device), cache)
