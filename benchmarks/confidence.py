@@ -62,7 +62,7 @@ from dg_lsp.server.worker import ModelWorker  # noqa: E402
 
 BENCHMARK = "confidence"
 DEFAULT_MODEL_DIR = REPO / "dg_lsp" / "models" / "default"
-THRESHOLDS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+THRESHOLDS = (0.0, 0.1, 0.15, 0.175, 0.2, 0.225, 0.25, 0.275, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 # An invoked request's gate is a floor: below it the first offered completion is cut (see --invoked).
 INVOKED_THRESHOLDS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 FINAL_STEP = "model, final-step confidence"

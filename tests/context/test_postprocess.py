@@ -24,6 +24,25 @@ def test_empty_completions_are_dropped(completion):
     assert clean("python", "def f():\n    █\n", completion) is None
 
 
+@pytest.mark.parametrize("language_id,source,completion", [
+    ("python", "def f():\n    x = 1\n    █\n", "#"),
+    ("python", "def f():\n    x = 1\n    █\n", "# "),
+    ("python", "x = 1\n█\n", "#:"),
+    ("typescript", "function f() {\n  █\n}\n", "//"),
+    ("rust", "fn f() {\n    █\n}\n", "///"),
+    ("lua", "local x = 1\n█\n", "--"),
+])
+def test_a_comment_marker_with_no_words_is_dropped(language_id, source, completion):
+    assert clean(language_id, source, completion) is None
+
+
+def test_a_comment_with_words_and_code_starting_like_one_stay():
+    assert clean("python", "def f():\n    x = 1\n    █\n", "# the total", mode="line") == "# the total"
+    assert clean("typescript", "function f() {\n  █\n}\n", "// 2 more") == "// 2 more"
+    assert clean("lua", "local x = 1\n█\n", "-x") == "-x"  # not the marker
+    assert clean("python", "x = 1\n█\n", "'#'") == "'#'"
+
+
 # -- the text after the cursor is not repeated ------------------------------------------
 
 @pytest.mark.parametrize("source,completion,expected", [
