@@ -16,7 +16,7 @@ records confidence-cpu-20261202-070107 and -055828). It stays because it brings 
 right characters per request. So the first candidate shows the draft when the model's
 confident prefix is shorter; the model still writes the rest of the canvas, seeded with it.
 
-The threshold depends on where the cursor is (`threshold_at`): `minConfidence` (0.25) at a
+The threshold depends on where the cursor is (`threshold_at`): `minConfidence` (0.2) at a
 line's start, `minConfidenceInLine` (0.1) inside a line's code, each the smallest whose shown
 completions are right at least 60% of the time on two samples of held-out holes of its kind.
 An invoked request has its own, lower gate, `minConfidenceInvoked` (0.1): the user asked, so

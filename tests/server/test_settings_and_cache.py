@@ -24,7 +24,7 @@ def test_settings_ignore_nonsense_without_crashing():
 
 def test_schema_lists_every_setting_with_its_default():
     described = schema()
-    assert described["dgLsp.steps"]["default"] == 1 and described["dgLsp.minConfidence"]["default"] == 0.25
+    assert described["dgLsp.steps"]["default"] == 1 and described["dgLsp.minConfidence"]["default"] == 0.2
     assert described["dgLsp.minConfidenceInLine"]["default"] == 0.1
     assert described["dgLsp.minConfidenceInvoked"]["default"] == 0.1
     assert described["dgLsp.device"]["enum"] == ["auto", "cpu", "cuda"]

@@ -26,7 +26,7 @@ M.server_settings = {
     'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'rust', 'go', 'lua', 'plaintext',
   },
   seed = 0,
-  minConfidence = 0.25,
+  minConfidence = 0.2,
   minConfidenceInLine = 0.1, -- the same, with the cursor inside a line's code
   minConfidenceInvoked = 0.1, -- the floor of an explicitly requested completion
   engine = 'local', -- 'remote': model calls go to the server in `remote` (vLLM, llama.cpp, Ollama...)
