@@ -51,22 +51,23 @@ class Settings:
     # of its tokens' probabilities, `server/confidence.py`) stays at or above this. Calibrated for
     # the default model (drafts on): the smallest threshold whose shown completions are right at
     # least 60% of the time with at least 25% of requests answered on both samples of held-out
-    # line holes (benchmarks/confidence.py: 63.6% right, 28.8% answered on 600 holes; 60.3%,
-    # 28.2% on 1,528 others).
+    # line holes (benchmarks/confidence.py: 67.2% right, 31.0% answered on 600 holes; 61.3%,
+    # 27.2% on 1,546 others).
     minConfidence: float = 0.2
     # The same when the cursor is inside a line's code (some of the line typed before it), where
     # the prompt's last token is healed (`dg_lsp.prompt.healing`) and the model knows more: the
     # smallest threshold right at least 60% of the time on both samples of such cursors
-    # (benchmarks/confidence.py --inside, drafts on: 71.9% right, 46.3% answered on 600 holes;
-    # 66.0%, 41.6% on 1,528 others).
+    # (benchmarks/confidence.py --inside, drafts on: 70.4% right, 43.3% answered on 600 holes;
+    # 66.6%, 42.4% on 1,546 others).
     minConfidenceInLine: float = 0.1
     # An invoked request's gate (the user asked, so it may show less certain text): its first
     # offered completion is cut where the probability falls below this, and its whole candidates
     # come after. Calibrated for the default model (drafts on, its canvas seeded with the
     # encoder's greedy line, sampling at 0.1 -> 0.05): the floor whose first offered completions
     # bring the most right characters per request on each sample of held-out line holes
-    # (benchmarks/confidence.py --invoked: 1.81 and 1.42 a request, against 0.66 and 0.50 for
-    # the whole candidate). Never stricter than the automatic gate at the same place.
+    # (benchmarks/confidence.py --invoked: 1.39 and 1.43 a request, against 0.48 and 0.46 for
+    # the whole candidate; 0.25 gives 1.42 and 1.37, but would be stricter than the automatic
+    # gate). Never stricter than the automatic gate at the same place.
     minConfidenceInvoked: float = 0.1
     engine: str = "local"  # local (the model in this process) or remote (dgLsp.remote's server)
     remote: RemoteSettings = RemoteSettings()
